@@ -1,0 +1,112 @@
+//! The per-request host state and the Spin interfaces the gateway provides to guests.
+//!
+//! # Layout
+//! - `mod.rs`: [`HostState`] (one per request, in its `Store`), the WASI/HTTP views,
+//!   and the `bindgen!` bindings of `wit/`.
+//! - `sqlite.rs`: `fermyon:spin/sqlite@2.0.0` over the pooled SQLite files.
+//! - `key_value.rs`: `fermyon:spin/key-value@2.0.0` over one SQLite file.
+//! - `variables.rs`: `fermyon:spin/variables@2.0.0`.
+//! - `outbound.rs`: `wasi:http/outgoing-handler` hooks: the allow-list and in-process
+//!   routing of `http://<component>.spin.internal`.
+
+mod key_value;
+mod outbound;
+mod sqlite;
+mod variables;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::AllowList;
+use crate::server::App;
+
+pub use key_value::{KvConnection, KvStore};
+pub use outbound::OutboundHooks;
+pub use sqlite::SqliteConnection;
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "courier:gateway/host",
+    imports: { default: async | trappable },
+    with: {
+        "fermyon:spin/sqlite.connection": SqliteConnection,
+        "fermyon:spin/key-value.store": KvConnection,
+    },
+});
+
+/// What one component may do, fixed at start-up from the manifest.
+#[derive(Debug, Default)]
+pub struct Grants {
+    pub component: String,
+    pub sqlite_databases: HashSet<String>,
+    pub key_value_stores: HashSet<String>,
+    pub allowed_outbound_hosts: AllowList,
+    /// Resolved component variables (name → value).
+    pub variables: BTreeMap<String, String>,
+}
+
+/// The data of one request's `Store`.
+pub struct HostState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub hooks: OutboundHooks,
+    pub grants: Arc<Grants>,
+    pub app: Weak<App>,
+    pub limits: StoreLimits,
+    /// Key-value stores this request holds open.
+    kv_open: usize,
+}
+
+impl HostState {
+    pub fn new(app: &Arc<App>, grants: Arc<Grants>, limits: StoreLimits) -> Self {
+        Self {
+            wasi: WasiCtx::builder().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundHooks::new(Arc::downgrade(app), grants.clone()),
+            grants,
+            app: Arc::downgrade(app),
+            limits,
+            kv_open: 0,
+        }
+    }
+
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Adds WASI, `wasi:http` and the Spin interfaces to a linker.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    fermyon::spin::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    fermyon::spin::key_value::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}

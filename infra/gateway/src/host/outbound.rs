@@ -1,0 +1,78 @@
+//! Outgoing HTTP for guests: requests are checked against the component's
+//! `allowed_outbound_hosts`; `http://<component>.spin.internal` is served in-process
+//! by that component (Spin's local service chaining) without touching the network.
+
+use std::sync::{Arc, Weak};
+
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::Grants;
+use crate::outbound::{INTERNAL_SUFFIX, default_port};
+use crate::server::App;
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = Result<(), Error>> + Send>,
+            )>,
+        > + Send,
+>;
+
+pub struct OutboundHooks {
+    app: Weak<App>,
+    grants: Arc<Grants>,
+}
+
+impl OutboundHooks {
+    pub fn new(app: Weak<App>, grants: Arc<Grants>) -> Self {
+        Self { app, grants }
+    }
+}
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> ResponseFuture {
+        drop(fut);
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .or_else(|| default_port(&scheme))
+            .unwrap_or(0);
+        let component = self.grants.component.clone();
+        if !self
+            .grants
+            .allowed_outbound_hosts
+            .allows(&scheme, &host, port)
+        {
+            tracing::warn!(%component, %scheme, %host, port, "outbound request denied: not in allowed_outbound_hosts");
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
+            let target = target.to_string();
+            let app = self.app.clone();
+            return Box::new(async move {
+                let app = app.upgrade().ok_or(Error::DestinationUnavailable)?;
+                let response = app.handle_internal(&target, request).await?;
+                Ok((
+                    response,
+                    Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+                ))
+            });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}

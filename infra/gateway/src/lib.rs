@@ -1,0 +1,31 @@
+//! courier's local gateway: a wasmtime host that serves a Spin application
+//! (`spin.toml`) the way `spin up` would, on an embedded SQLite store.
+//!
+//! # Layout
+//! - [`manifest`]: parses and validates `spin.toml` (manifest v2).
+//! - [`routes`]: Spin's HTTP route matching.
+//! - [`variables`]: application and component variable resolution.
+//! - [`outbound`]: the `allowed_outbound_hosts` syntax and matching.
+//! - [`secrets`]: development secrets generated into the data directory.
+//! - [`builder`]: runs the components' build commands.
+//! - [`sqlite_pool`]: the embedded SQLite files and their connection pools.
+//! - [`host`]: the per-request host state and the Spin interfaces given to guests.
+//! - [`server`]: the loaded app: engine, pre-instances, routing, limits, one store a request.
+//! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`token`]: development JWTs.
+//! - [`up`]: `courier up` from flags to a serving app.
+
+pub mod builder;
+pub mod host;
+pub mod listen;
+pub mod manifest;
+pub mod metrics;
+pub mod outbound;
+pub mod routes;
+pub mod secrets;
+pub mod server;
+pub mod sqlite_pool;
+pub mod token;
+pub mod up;
+pub mod variables;

@@ -1,0 +1,157 @@
+//! The `courier` command: `courier up` serves the app, `courier token` mints a
+//! development JWT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use courier_gateway::server::Limits;
+use courier_gateway::up::{UpOptions, prepare, resolve_variables};
+
+#[derive(Parser)]
+#[command(
+    name = "courier",
+    version,
+    about = "courier's local gateway: serves a Spin app on wasmtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the components, load them and serve the manifest's routes.
+    Up {
+        /// The Spin manifest.
+        #[arg(long, default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: String,
+        /// Data directory: SQLite files, key-value store, compiled-code cache, dev secrets.
+        #[arg(long, default_value = ".courier")]
+        data: PathBuf,
+        /// Skip the components' build commands.
+        #[arg(long)]
+        no_build: bool,
+        /// Never generate development secrets: a required variable must be set.
+        #[arg(long)]
+        no_dev_secrets: bool,
+        /// Wall-clock limit of one request, in seconds.
+        #[arg(long, default_value_t = 30)]
+        request_timeout: u64,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_body_bytes: usize,
+        /// Component instances that may run at once.
+        #[arg(long, default_value_t = 1000)]
+        max_instances: u32,
+    },
+    /// Print a development JWT signed with the app's `jwt_secret`.
+    Token {
+        /// The user id (`sub` claim).
+        uid: String,
+        /// Add `"role": "admin"` (directory routes).
+        #[arg(long)]
+        admin: bool,
+        /// Device id (`dev` claim); API default is "default".
+        #[arg(long)]
+        device: Option<String>,
+        /// Lifetime, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// The Spin manifest.
+        #[arg(long, default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Data directory (for development secrets).
+        #[arg(long, default_value = ".courier")]
+        data: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COURIER_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("courier: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up {
+            manifest,
+            listen,
+            data,
+            no_build,
+            no_dev_secrets,
+            request_timeout,
+            max_body_bytes,
+            max_instances,
+        } => {
+            let opts = UpOptions {
+                manifest,
+                listen,
+                data,
+                build: !no_build,
+                dev_secrets: !no_dev_secrets,
+                limits: Limits {
+                    request_timeout: Duration::from_secs(request_timeout),
+                    max_body_bytes,
+                    max_instances,
+                    ..Limits::default()
+                },
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let (app, listener) = prepare(&opts).await?;
+                let addr = listener.local_addr()?;
+                println!("courier: listening on http://{addr}");
+                courier_gateway::listen::serve(
+                    app,
+                    listener,
+                    courier_gateway::listen::shutdown_signal(),
+                )
+                .await
+            })
+        }
+        Command::Token {
+            uid,
+            admin,
+            device,
+            ttl,
+            manifest,
+            data,
+        } => {
+            let manifest = courier_gateway::manifest::Manifest::load(&manifest)?;
+            let variables = resolve_variables(&manifest, &data, true)?;
+            let secret = variables
+                .get("jwt_secret")
+                .ok_or_else(|| anyhow::anyhow!("the manifest has no `jwt_secret` variable"))?;
+            let token = courier_gateway::token::mint(
+                secret,
+                &uid,
+                device.as_deref(),
+                admin,
+                Duration::from_secs(ttl),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}

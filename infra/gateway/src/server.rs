@@ -1,0 +1,517 @@
+//! The loaded application: engine, components and pre-instances made once; one fresh
+//! `Store` per request; routing, limits, logs and metrics around each call.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::host::{Grants, HostState, KvStore};
+use crate::manifest::Manifest;
+use crate::metrics::Metrics;
+use crate::outbound::{AllowList, AllowedHost};
+use crate::routes::{RouteMatch, Router};
+use crate::sqlite_pool::Databases;
+use crate::variables::AppVariables;
+
+/// How often the epoch advances; a running guest yields to other requests this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock limit of one request, guest time and host calls included.
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest linear memory one instance may grow to.
+    pub max_memory_bytes: usize,
+    /// Instances that may run at once (the pooling allocator's size).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1 << 20,
+            max_memory_bytes: 256 << 20,
+            max_instances: 1000,
+        }
+    }
+}
+
+struct Loaded {
+    pre: ProxyPre<HostState>,
+    grants: Arc<Grants>,
+}
+
+/// The running application.
+pub struct App {
+    pub databases: Databases,
+    pub kv: Arc<KvStore>,
+    pub metrics: Metrics,
+    engine: Engine,
+    components: HashMap<String, Loaded>,
+    router: Router<String>,
+    limits: Limits,
+    next_request_id: AtomicU64,
+}
+
+/// Builds the engine: pooling allocator (copy-on-write memory images are on by
+/// default), epoch interruption for timeouts, async support, and a compiled-code
+/// cache in the data directory.
+fn engine(data_dir: &Path, limits: &Limits) -> Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config.memory_init_cow(true);
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances);
+    pool.total_core_instances(limits.max_instances * 4);
+    pool.total_memories(limits.max_instances * 2);
+    pool.total_tables(limits.max_instances * 4);
+    pool.total_stacks(limits.max_instances);
+    pool.max_memory_size(limits.max_memory_bytes);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let mut cache = wasmtime::CacheConfig::new();
+    cache.with_directory(data_dir.join("cache"));
+    config.cache(Some(wasmtime::Cache::new(cache)?));
+    Ok(Engine::new(&config)?)
+}
+
+impl App {
+    /// Loads every component of the manifest. Fails on any configuration error, so
+    /// the caller can report it before binding a port.
+    pub fn load(
+        manifest: &Manifest,
+        vars: &AppVariables,
+        data_dir: &Path,
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let data_dir = &std::path::absolute(data_dir)?;
+        let engine = engine(data_dir, &limits)?;
+        let mut linker = Linker::new(&engine);
+        crate::host::add_to_linker(&mut linker)?;
+
+        let sqlite_labels: BTreeSet<String> = std::iter::once("default".to_string())
+            .chain(
+                manifest
+                    .components
+                    .values()
+                    .flat_map(|c| c.sqlite_databases.iter().cloned()),
+            )
+            .collect();
+        let kv_labels: BTreeSet<String> = std::iter::once("default".to_string())
+            .chain(
+                manifest
+                    .components
+                    .values()
+                    .flat_map(|c| c.key_value_stores.iter().cloned()),
+            )
+            .collect();
+        let databases = Databases::open(data_dir, &sqlite_labels)?;
+        let kv = Arc::new(KvStore::open(data_dir, &kv_labels)?);
+
+        let mut components = HashMap::new();
+        for (id, component) in &manifest.components {
+            let path = manifest.source_path(component);
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "component `{id}`: cannot read {} (build it, or run `courier up` without --no-build)",
+                    path.display()
+                )
+            })?;
+            let compiled = Component::new(&engine, &bytes)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component `{id}`: {} is not a valid component",
+                        path.display()
+                    )
+                })?;
+            let pre = ProxyPre::new(
+                linker
+                    .instantiate_pre(&compiled)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!("component `{id}` imports something the gateway does not provide")
+                    })?,
+            )
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("component `{id}` does not export wasi:http/incoming-handler")
+            })?;
+            let allowed = component
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| AllowedHost::parse(&vars.expand(entry)?))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+            let grants = Grants {
+                component: id.clone(),
+                sqlite_databases: component.sqlite_databases.iter().cloned().collect(),
+                key_value_stores: component.key_value_stores.iter().cloned().collect(),
+                allowed_outbound_hosts: AllowList::new(allowed),
+                variables: vars
+                    .for_component(&component.variables)
+                    .with_context(|| format!("component `{id}`: variables"))?,
+            };
+            components.insert(
+                id.clone(),
+                Loaded {
+                    pre,
+                    grants: Arc::new(grants),
+                },
+            );
+        }
+        let router = Router::new(
+            manifest
+                .triggers
+                .iter()
+                .map(|t| (t.route.clone(), t.component.clone()))
+                .collect(),
+        );
+        let app = Arc::new(Self {
+            databases,
+            kv,
+            metrics: Metrics::default(),
+            engine,
+            components,
+            router,
+            limits,
+            next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
+        });
+        app.start_epoch_ticker();
+        Ok(app)
+    }
+
+    /// Advances the engine's epoch every [`EPOCH_TICK`] until the app is dropped.
+    fn start_epoch_ticker(&self) {
+        let engine = self.engine.weak();
+        std::thread::Builder::new()
+            .name("courier-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = engine.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .ok();
+    }
+
+    /// Serves one request from the network.
+    pub async fn handle_incoming<B>(
+        self: &Arc<Self>,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let request_id = format!(
+            "{:016x}",
+            self.next_request_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+
+        let (component, response) = if path == "/metrics" && method == Method::GET {
+            (
+                "(gateway)".to_string(),
+                text_response(StatusCode::OK, self.metrics.render()),
+            )
+        } else {
+            match self.router.route(&path) {
+                None => (
+                    "(gateway)".to_string(),
+                    error_response(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        &format!("no route for {path}"),
+                    ),
+                ),
+                Some((component, matched)) => {
+                    let response = match self.limited(req) {
+                        Ok(req) => self.call(&component, req, Some(&matched), client).await,
+                        Err(response) => response,
+                    };
+                    (component, response)
+                }
+            }
+        };
+        let mut response = response;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let latency = started.elapsed();
+        self.metrics
+            .record(&component, response.status().as_u16(), latency);
+        tracing::info!(
+            request_id,
+            component,
+            method = %method,
+            path,
+            status = response.status().as_u16(),
+            latency_us = latency.as_micros() as u64,
+            "request"
+        );
+        response
+    }
+
+    /// Applies the body limit: a declared length over it is refused at once; a
+    /// streamed body is cut off (and the guest sees a body error) when it passes it.
+    #[allow(clippy::result_large_err, reason = "the error is the ready response")]
+    fn limited<B>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Request<HyperOutgoingBody>, Response<HyperOutgoingBody>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let max = self.limits.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!("request body over {max} bytes"),
+            ));
+        }
+        Ok(req.map(|body| {
+            Limited::new(body, max)
+                .map_err(move |e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+                    Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max as u64)),
+                })
+                .boxed_unsync()
+        }))
+    }
+
+    /// Serves an in-process request to `http://<component>.spin.internal`.
+    pub async fn handle_internal(
+        self: &Arc<Self>,
+        component: &str,
+        req: Request<wasmtime_wasi_http::WasiBody>,
+    ) -> Result<Response<HyperOutgoingBody>, wasmtime_wasi_http::Error> {
+        if !self.components.contains_key(component) {
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        }
+        let client: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Ok(self.call(component, req, None, client).await)
+    }
+
+    /// Runs one component instance for one request, within the request timeout.
+    async fn call<B>(
+        self: &Arc<Self>,
+        component: &str,
+        req: Request<B>,
+        matched: Option<&RouteMatch>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Some(loaded) = self.components.get(component) else {
+            return error_response(StatusCode::NOT_FOUND, "not_found", "no such component");
+        };
+        let req = with_spin_headers(req, matched, client);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory_bytes)
+            .instances(64)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(self, loaded.grants.clone(), limits),
+        );
+        store.limiter(|s| s.limiter());
+        let deadline = Instant::now() + self.limits.request_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::format_err!("request timed out"))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let prepared = (|| {
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            anyhow::Ok((req, out))
+        })();
+        let (req, out) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, "bad_request", &format!("{e}"));
+            }
+        };
+        let pre = loaded.pre.clone();
+        let app = Arc::clone(self);
+        let component_id = component.to_string();
+        let task = tokio::spawn(async move {
+            let _in_use = app.metrics.instance_started();
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+
+        let timeout = self.limits.request_timeout;
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(component = component_id, error = ?e, "guest answered with an error code");
+                error_response(StatusCode::BAD_GATEWAY, "unavailable", "component failed")
+            }
+            Ok(Err(_)) => {
+                // The guest never set a response: look at how its task ended.
+                let error = match task.await {
+                    Ok(Ok(())) => anyhow!("guest returned without a response"),
+                    Ok(Err(e)) => anyhow::Error::from(e),
+                    Err(e) => anyhow!(e),
+                };
+                let text = format!("{error:#}");
+                if text.contains("request timed out") {
+                    tracing::warn!(component = component_id, "request timed out");
+                    return unavailable("request timed out");
+                }
+                if text.contains("maximum concurrent") || text.contains("pooling allocator") {
+                    tracing::warn!(component = component_id, error = %text, "out of instances");
+                    return unavailable("too many requests in flight");
+                }
+                tracing::error!(component = component_id, error = %text, "component trapped");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "component failed",
+                )
+            }
+            Err(_) => {
+                task.abort();
+                tracing::warn!(component = component_id, "request timed out");
+                unavailable("request timed out")
+            }
+        }
+    }
+}
+
+/// Adds Spin's `spin-*` request headers.
+fn with_spin_headers<B>(
+    mut req: Request<B>,
+    matched: Option<&RouteMatch>,
+    client: SocketAddr,
+) -> Request<B> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .to_string();
+    let path = req.uri().path().to_string();
+    let headers = req.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("spin-full-url", &format!("http://{host}{path_and_query}"));
+    set("spin-client-addr", &client.to_string());
+    set("spin-base-path", "/");
+    match matched {
+        Some(m) => {
+            set("spin-matched-route", &m.raw_route);
+            set("spin-raw-component-route", &m.raw_route);
+            set("spin-component-route", &m.matched_prefix);
+            set("spin-path-info", &m.path_info);
+            for (name, value) in &m.captures {
+                if let Ok(name) =
+                    http::HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes())
+                    && let Ok(value) = HeaderValue::from_str(value)
+                {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        None => {
+            set("spin-path-info", &path);
+        }
+    }
+    req
+}
+
+fn full(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A response in the API's error shape: `{"error": {"code", "message"}}`.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn unavailable(message: &str) -> Response<HyperOutgoingBody> {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

@@ -1,0 +1,146 @@
+//! Embedded SQLite files in the data directory, with a small pool of open connections
+//! per file so a guest's `open` does not pay for opening a file and setting pragmas.
+//!
+//! Every checked-out connection is exclusively the guest's until it is dropped, so
+//! `BEGIN … COMMIT` across several `execute` calls works. A connection returned with a
+//! transaction still open is rolled back before it is pooled again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+/// How long a writer waits for another writer's lock before `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept per file.
+const MAX_IDLE: usize = 64;
+
+/// One SQLite file and its idle connections.
+#[derive(Debug)]
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    /// Opens (creating if needed) the file and checks it is usable, so a bad data
+    /// directory fails at start-up.
+    pub fn open(path: PathBuf) -> Result<Self> {
+        let pool = Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = pool.connect()?;
+        pool.checkin(conn);
+        Ok(pool)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("cannot open SQLite file {}", self.path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the writer; NORMAL sync keeps every committed
+        // transaction across a process crash (only an OS crash can lose the last ones).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(conn)
+    }
+
+    /// An exclusive connection: an idle one if there is one, else a new one.
+    pub fn checkout(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    /// Returns a connection to the pool, rolling back anything the guest left open.
+    pub fn checkin(&self, conn: Connection) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The SQLite databases of the app, by label (`default` → `sqlite_db.db`, as Spin names it).
+#[derive(Debug, Default)]
+pub struct Databases {
+    pools: HashMap<String, Pool>,
+}
+
+impl Databases {
+    /// Opens one file per label under `dir`.
+    pub fn open<'a>(dir: &Path, labels: impl IntoIterator<Item = &'a String>) -> Result<Self> {
+        let mut pools = HashMap::new();
+        for label in labels {
+            if pools.contains_key(label) {
+                continue;
+            }
+            let file = if label == "default" {
+                "sqlite_db.db".to_string()
+            } else {
+                format!("sqlite_db.{label}.db")
+            };
+            pools.insert(label.clone(), Pool::open(dir.join(file))?);
+        }
+        Ok(Self { pools })
+    }
+
+    pub fn get(&self, label: &str) -> Option<&Pool> {
+        self.pools.get(label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_connection_left_in_a_transaction_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("t.db")).unwrap();
+        let conn = pool.checkout().unwrap();
+        conn.execute_batch("CREATE TABLE t(x); BEGIN; INSERT INTO t VALUES (1);")
+            .unwrap();
+        pool.checkin(conn);
+        let conn = pool.checkout().unwrap();
+        assert!(conn.is_autocommit());
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn files_are_named_like_spin_and_use_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = ["default".to_string(), "audit".to_string()];
+        let dbs = Databases::open(dir.path(), &labels).unwrap();
+        assert!(dbs.get("default").unwrap().path().ends_with("sqlite_db.db"));
+        assert!(
+            dbs.get("audit")
+                .unwrap()
+                .path()
+                .ends_with("sqlite_db.audit.db")
+        );
+        assert!(dbs.get("other").is_none());
+        let conn = dbs.get("default").unwrap().checkout().unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
