@@ -216,6 +216,23 @@ impl App {
             .ok();
     }
 
+    /// Instantiates `component` once in a fresh store and drops it, without calling
+    /// it: the per-request instantiation cost, for benchmarks.
+    pub async fn instantiate_only(self: &Arc<Self>, component: &str) -> Result<Duration> {
+        let loaded = self
+            .components
+            .get(component)
+            .ok_or_else(|| anyhow!("no component `{component}`"))?;
+        let started = Instant::now();
+        let limits = StoreLimitsBuilder::new().memory_size(self.limits.max_memory_bytes).build();
+        let mut store = Store::new(&self.engine, HostState::new(self, loaded.grants.clone(), limits));
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(u64::MAX / 2);
+        loaded.pre.instantiate_async(&mut store).await?;
+        drop(store);
+        Ok(started.elapsed())
+    }
+
     /// Serves one request from the network.
     pub async fn handle_incoming<B>(
         self: &Arc<Self>,
