@@ -34,6 +34,9 @@ enum Command {
         /// Data directory: SQLite files, key-value store, compiled-code cache, dev secrets.
         #[arg(long, default_value = ".courier")]
         data: PathBuf,
+        /// Compiled-code cache directory [default: <data>/cache].
+        #[arg(long, env = "COURIER_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
         /// Skip the components' build commands.
         #[arg(long)]
         no_build: bool,
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
             manifest,
             listen,
             data,
+            cache_dir,
             no_build,
             no_dev_secrets,
             request_timeout,
@@ -106,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                 manifest,
                 listen,
                 data,
+                cache_dir,
                 build: !no_build,
                 dev_secrets: !no_dev_secrets,
                 limits: Limits {

@@ -42,7 +42,14 @@ mod tests {
 
     #[test]
     fn minted_token_verifies_with_the_same_secret_only() {
-        let token = mint("a-long-enough-test-secret", "u1", Some("phone"), true, Duration::from_secs(60)).unwrap();
+        let token = mint(
+            "a-long-enough-test-secret",
+            "u1",
+            Some("phone"),
+            true,
+            Duration::from_secs(60),
+        )
+        .unwrap();
         let key = HS256Key::from_bytes(b"a-long-enough-test-secret");
         let claims = key.verify_token::<CourierClaims>(&token, None).unwrap();
         assert_eq!(claims.subject.as_deref(), Some("u1"));

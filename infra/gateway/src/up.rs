@@ -17,6 +17,8 @@ pub struct UpOptions {
     pub manifest: PathBuf,
     pub listen: String,
     pub data: PathBuf,
+    /// Compiled-code cache; default `<data>/cache`.
+    pub cache_dir: Option<PathBuf>,
     pub build: bool,
     pub dev_secrets: bool,
     pub limits: Limits,
@@ -28,6 +30,7 @@ impl Default for UpOptions {
             manifest: PathBuf::from("spin.toml"),
             listen: "127.0.0.1:3000".into(),
             data: PathBuf::from(".courier"),
+            cache_dir: None,
             build: true,
             dev_secrets: true,
             limits: Limits::default(),
@@ -71,9 +74,12 @@ pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
     }
     let started = std::time::Instant::now();
     let data = opts.data.clone();
+    let cache_dir = opts.cache_dir.clone();
     let limits = opts.limits.clone();
-    let app = tokio::task::spawn_blocking(move || App::load(&manifest, &variables, &data, limits))
-        .await??;
+    let app = tokio::task::spawn_blocking(move || {
+        App::load(&manifest, &variables, &data, cache_dir.as_deref(), limits)
+    })
+    .await??;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "components loaded"

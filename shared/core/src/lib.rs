@@ -1,0 +1,35 @@
+//! courier-core: the pure domain core of courier.
+//!
+//! No I/O and no spin-sdk: every input (request bytes, facts the store looked up, the
+//! current time `now` in Unix ms, random bits) comes in as an argument and every
+//! decision comes out as a value or an [`Error`]. It builds for the host (tests) and
+//! for `wasm32-wasip2` (the components), with pure-Rust dependencies only.
+//!
+//! # Layout
+//! - [`error`]: the one [`Error`] enum and its one mapping to status, code, body and
+//!   `Retry-After`.
+//! - [`config`]: typed limits read from string variables with defaults ([`Config`]).
+//! - [`ids`]: validated ids — [`UserId`], [`GroupId`], [`MsgId`], [`ClientMsgId`],
+//!   [`DeviceId`], [`OrgId`], [`Seq`], [`ConvId`].
+//! - [`content`]: message [`Content`], its limits and its canonical form (idempotency).
+//! - [`api`]: wire types — request bodies ([`api::parse_request`]), query strings,
+//!   stream [`api::Entry`]s and response bodies.
+//! - [`auth`]: HS256 bearer tokens → [`auth::Identity`].
+//! - [`authz`]: who may message, read, see receipts and recall.
+//! - [`streams`]: sync and history pages, acks, device presence.
+//! - [`ratelimit`]: the token bucket as pure state.
+
+pub mod api;
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod content;
+pub mod error;
+pub mod ids;
+pub mod ratelimit;
+pub mod streams;
+
+pub use config::Config;
+pub use content::Content;
+pub use error::Error;
+pub use ids::{ClientMsgId, ConvId, DeviceId, GroupId, MsgId, OrgId, Seq, UserId};

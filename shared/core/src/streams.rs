@@ -1,0 +1,163 @@
+//! Rules of reading a stream: sync pages, acks, history pages, device presence.
+//!
+//! Streams are dense (seqs 1..=head, none ever removed: a recall erases content but
+//! keeps the entry), which is what lets `more` be computed from `head` alone.
+
+use crate::api::{Entry, HistoryResponse, SyncResponse};
+use crate::error::Error;
+use crate::ids::Seq;
+
+/// A seq a client sends (`after`, an ack) may not pass the stream's head: that client
+/// holds state from another stream (e.g. a reset store) and must start over.
+pub fn check_within_head(field: &str, seq: Seq, head: Seq) -> Result<(), Error> {
+    if seq > head {
+        Err(Error::BadRequest(format!(
+            "{field} {seq} is beyond the stream head {head}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// The sync answer for `entries` (ascending, all `> after`, as many as the store read
+/// up to `limit`). `next` is the last entry's seq, or `after` when there is none.
+/// `after > head` is a bad request.
+pub fn sync_page(after: Seq, head: Seq, entries: Vec<Entry>) -> Result<SyncResponse, Error> {
+    check_within_head("after", after, head)?;
+    let next = entries.last().map_or(after, |entry| entry.seq);
+    Ok(SyncResponse {
+        more: next < head,
+        next,
+        head,
+        entries,
+    })
+}
+
+/// What an ack does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Store `to` as the device's acked seq.
+    Advance {
+        /// The new acked seq.
+        to: Seq,
+    },
+    /// `requested` is not above the current ack: a no-op (acks never go back).
+    Unchanged,
+}
+
+/// The ack rule: above `head` is a bad request; not above `current` changes nothing.
+pub fn ack(current: Seq, requested: Seq, head: Seq) -> Result<AckOutcome, Error> {
+    check_within_head("seq", requested, head)?;
+    Ok(if requested > current {
+        AckOutcome::Advance { to: requested }
+    } else {
+        AckOutcome::Unchanged
+    })
+}
+
+/// The history answer from `entries` read newest first with one more row than `limit`
+/// (the extra row only tells that older entries exist).
+pub fn history_page(mut entries: Vec<Entry>, limit: u32) -> HistoryResponse {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    HistoryResponse { entries, more }
+}
+
+/// A device is online while its last sync is at most `presence_ttl_secs` old.
+pub fn device_online(last_seen_ms: i64, now_ms: i64, presence_ttl_secs: u64) -> bool {
+    let ttl_ms = i64::try_from(presence_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(last_seen_ms) <= ttl_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::EntryBody;
+
+    fn seq(n: i64) -> Seq {
+        Seq::new(n).expect("valid")
+    }
+
+    fn entries(seqs: &[i64]) -> Vec<Entry> {
+        seqs.iter()
+            .map(|&n| Entry {
+                seq: seq(n),
+                body: EntryBody::Read { msg_ids: vec![] },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sync_page_points_next_at_the_last_entry_and_reports_more() {
+        let page = sync_page(seq(4), seq(10), entries(&[5, 6, 7])).expect("valid");
+        assert_eq!((page.next, page.head, page.more), (seq(7), seq(10), true));
+        let last = sync_page(seq(7), seq(10), entries(&[8, 9, 10])).expect("valid");
+        assert_eq!((last.next, last.more), (seq(10), false));
+    }
+
+    #[test]
+    fn empty_sync_page_keeps_next_at_after() {
+        let page = sync_page(seq(10), seq(10), vec![]).expect("valid");
+        assert_eq!((page.next, page.more), (seq(10), false));
+        let fresh = sync_page(Seq::ZERO, Seq::ZERO, vec![]).expect("valid");
+        assert_eq!(
+            (fresh.next, fresh.head, fresh.more),
+            (Seq::ZERO, Seq::ZERO, false)
+        );
+    }
+
+    #[test]
+    fn sync_after_beyond_head_is_a_bad_request() {
+        assert_eq!(
+            sync_page(seq(11), seq(10), vec![]).map_err(|e| e.code()),
+            Err("bad_request")
+        );
+    }
+
+    #[test]
+    fn ack_advances_only_forward() {
+        assert_eq!(
+            ack(seq(3), seq(5), seq(9)),
+            Ok(AckOutcome::Advance { to: seq(5) })
+        );
+        assert_eq!(ack(seq(5), seq(3), seq(9)), Ok(AckOutcome::Unchanged));
+        assert_eq!(ack(seq(5), seq(5), seq(9)), Ok(AckOutcome::Unchanged));
+        assert_eq!(
+            ack(seq(5), seq(9), seq(9)),
+            Ok(AckOutcome::Advance { to: seq(9) })
+        );
+    }
+
+    #[test]
+    fn ack_above_head_is_a_bad_request() {
+        assert_eq!(
+            ack(seq(0), seq(10), seq(9)).map_err(|e| e.code()),
+            Err("bad_request")
+        );
+    }
+
+    #[test]
+    fn history_page_uses_the_extra_row_only_for_more() {
+        let page = history_page(entries(&[9, 8, 7]), 2);
+        assert_eq!(
+            page.entries.iter().map(|e| e.seq.get()).collect::<Vec<_>>(),
+            [9, 8]
+        );
+        assert!(page.more);
+        let all = history_page(entries(&[9, 8]), 2);
+        assert!(!all.more);
+        assert_eq!(all.entries.len(), 2);
+    }
+
+    #[test]
+    fn device_is_online_until_the_ttl_passes() {
+        let seen = 1_000_000;
+        assert!(device_online(seen, seen + 60_000, 60));
+        assert!(!device_online(seen, seen + 60_001, 60));
+        assert!(
+            device_online(seen, seen - 5, 60),
+            "a clock step back keeps it online"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! courier's storage: the schema and every read and write of the messaging core,
+//! over a small SQL executor so the same statements run on Spin's SQLite interface,
+//! on rusqlite in tests and on PostgreSQL.
+//!
+//! # Layout
+//! - [`sql`]: the executor trait, values, errors, dialects, transactions.
+//! - [`schema`]: versioned migrations, applied on first use.
+//! - [`streams`]: set-based appends to per-user streams (seq allocation).
+//! - [`directory`]: users, groups, members, relations; authorization facts.
+//! - [`messages`]: send — idempotency, rate limit and fan-out in one transaction.
+//! - [`reads`]: sync pages, history, the conversation list.
+//! - [`devices`]: presence and acks.
+//! - [`native`] (feature `native`): the rusqlite executor.
+
+pub mod devices;
+pub mod directory;
+pub mod error;
+pub mod messages;
+#[cfg(feature = "native")]
+pub mod native;
+pub mod reads;
+pub mod schema;
+pub mod sql;
+pub mod streams;
+
+pub use error::StoreError;
+pub use sql::{Dialect, Row, Sql, SqlError, SqlValue};

@@ -1,0 +1,186 @@
+//! Sending: the idempotency check, the rate limiter and the fan-out of one message,
+//! all in the request's single write transaction.
+
+use crate::error::StoreError;
+use crate::sql::{Sql, SqlValue, write_tx};
+use crate::streams::{NewEntry, UserSet, append, bump_conversations, head};
+
+/// Where a message goes, already authorized.
+#[derive(Debug, Clone)]
+pub enum Recipients<'a> {
+    /// A direct message: sender and peer (the same user for a note to self).
+    Direct { peer: &'a str },
+    /// Every member of a group (the sender included).
+    Group { gid: &'a str },
+}
+
+/// A validated message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub msg_id: &'a str,
+    pub sender: &'a str,
+    pub client_msg_id: &'a str,
+    pub conv: &'a str,
+    /// Canonical JSON of the content.
+    pub content: &'a str,
+    /// Identifies the request's content for the idempotency comparison.
+    pub fingerprint: &'a str,
+    pub to: Recipients<'a>,
+    pub sent_at: i64,
+}
+
+/// The stored result of a send: the same for the first request and every retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub msg_id: String,
+    pub conv: String,
+    pub seq: i64,
+    pub sent_at: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Stored now.
+    Created(Sent),
+    /// A retry of an earlier identical request: nothing was written.
+    Duplicate(Sent),
+}
+
+/// A token bucket: `(tokens, updated_ms)`.
+pub type Bucket = (f64, i64);
+
+/// The rate limiter's verdict on a bucket: the new bucket, or seconds to wait.
+pub type RateDecision<'a> = &'a dyn Fn(Option<Bucket>) -> Result<Bucket, u64>;
+
+fn existing<S: Sql + ?Sized>(
+    sql: &S,
+    sender: &str,
+    client_msg_id: &str,
+) -> Result<Option<(Sent, String)>, StoreError> {
+    let row = sql.query_row(
+        "SELECT msg_id, conv, sender_seq, sent_at, status, fingerprint FROM messages
+         WHERE sender = ? AND client_msg_id = ?",
+        &[sender.into(), client_msg_id.into()],
+    )?;
+    Ok(row.map(sent_from_row))
+}
+
+fn sent_from_row(row: Vec<SqlValue>) -> (Sent, String) {
+    let mut cols = row.into_iter();
+    let mut next = || cols.next().unwrap_or(SqlValue::Null);
+    let msg_id = next().into_string().unwrap_or_default();
+    let conv = next().into_string().unwrap_or_default();
+    let seq = next().as_i64().unwrap_or_default();
+    let sent_at = next().as_i64().unwrap_or_default();
+    let status = next().into_string().unwrap_or_default();
+    let fingerprint = next().into_string().unwrap_or_default();
+    (
+        Sent {
+            msg_id,
+            conv,
+            seq,
+            sent_at,
+            status,
+        },
+        fingerprint,
+    )
+}
+
+/// Looks up an earlier send with the same idempotency key, outside any transaction:
+/// a retry is answered without taking the write lock.
+pub fn find_sent<S: Sql + ?Sized>(
+    sql: &S,
+    sender: &str,
+    client_msg_id: &str,
+    fingerprint: &str,
+) -> Result<Option<Sent>, StoreError> {
+    match existing(sql, sender, client_msg_id)? {
+        Some((sent, fp)) if fp == fingerprint => Ok(Some(sent)),
+        Some(_) => Err(StoreError::Conflict(
+            "client_msg_id was already used with different content".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn take_token<S: Sql + ?Sized>(
+    sql: &S,
+    key: &str,
+    decide: RateDecision<'_>,
+) -> Result<(), StoreError> {
+    let bucket = sql
+        .query_row(
+            "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?",
+            &[key.into()],
+        )?
+        .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0)));
+    let (tokens, updated) =
+        decide(bucket).map_err(|retry_after_secs| StoreError::RateLimited { retry_after_secs })?;
+    sql.execute(
+        "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
+        &[key.into(), SqlValue::Real(tokens), updated.into()],
+    )?;
+    Ok(())
+}
+
+/// Stores a message and appends it to every recipient's stream, in one transaction:
+/// idempotency check, rate limit (retries are free), message row, entries, counters.
+pub fn send<S: Sql + ?Sized>(
+    sql: &S,
+    msg: &NewMessage<'_>,
+    rate: RateDecision<'_>,
+) -> Result<SendOutcome, StoreError> {
+    write_tx(sql, |sql| {
+        if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+            return Ok(SendOutcome::Duplicate(sent));
+        }
+        take_token(sql, &format!("user:{}", msg.sender), rate)?;
+        let direct: Vec<String>;
+        let set = match msg.to {
+            Recipients::Direct { peer } => {
+                direct = if peer == msg.sender {
+                    vec![msg.sender.to_string()]
+                } else {
+                    vec![msg.sender.to_string(), peer.to_string()]
+                };
+                UserSet::List(&direct)
+            }
+            Recipients::Group { gid } => UserSet::Members(gid),
+        };
+        let entry = NewEntry {
+            kind: "message",
+            conv: Some(msg.conv),
+            msg_id: Some(msg.msg_id),
+            sender: Some(msg.sender),
+            data: None,
+            created_at: msg.sent_at,
+        };
+        append(sql, &set, &entry)?;
+        let seq = head(sql, msg.sender)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
+        sql.execute(
+            "INSERT INTO messages (msg_id, sender, client_msg_id, conv, content, fingerprint, sent_at, sender_seq, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent')",
+            &[
+                msg.msg_id.into(),
+                msg.sender.into(),
+                msg.client_msg_id.into(),
+                msg.conv.into(),
+                msg.content.into(),
+                msg.fingerprint.into(),
+                msg.sent_at.into(),
+                seq.into(),
+            ],
+        )?;
+        bump_conversations(sql, &set, msg.conv, Some(msg.sender), msg.sent_at)?;
+        Ok(SendOutcome::Created(Sent {
+            msg_id: msg.msg_id.to_string(),
+            conv: msg.conv.to_string(),
+            seq,
+            sent_at: msg.sent_at,
+            status: "sent".into(),
+        }))
+    })
+}

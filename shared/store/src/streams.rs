@@ -1,0 +1,110 @@
+//! Appending to per-user streams, set-based: one `UPDATE` allocates the next seq of
+//! every user in a set and one `INSERT … SELECT` writes their entries, however many
+//! users there are — no per-recipient round trips. Must run inside a write transaction.
+
+use crate::sql::{Sql, SqlError, SqlValue, params_list};
+
+/// A set of users, as SQL: a literal list or a group's members.
+#[derive(Debug, Clone)]
+pub enum UserSet<'a> {
+    List(&'a [String]),
+    Members(&'a str),
+}
+
+impl UserSet<'_> {
+    fn sql(&self) -> (String, Vec<SqlValue>) {
+        match self {
+            UserSet::List(uids) => (
+                params_list(uids.len()),
+                uids.iter().map(SqlValue::from).collect(),
+            ),
+            UserSet::Members(gid) => (
+                "SELECT uid FROM members WHERE gid = ?".into(),
+                vec![(*gid).into()],
+            ),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, UserSet::List(uids) if uids.is_empty())
+    }
+}
+
+/// The fields of the entries to append (the same for every user in the set).
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry<'a> {
+    pub kind: &'a str,
+    pub conv: Option<&'a str>,
+    pub msg_id: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    /// Extra JSON fields of non-message entries.
+    pub data: Option<String>,
+    pub created_at: i64,
+}
+
+/// Appends one entry to the stream of every user in `set`, allocating each user's
+/// next seq. Afterwards `users.head_seq` of each is the new entry's seq.
+pub fn append<S: Sql + ?Sized>(
+    sql: &S,
+    set: &UserSet<'_>,
+    entry: &NewEntry<'_>,
+) -> Result<(), SqlError> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let (set_sql, set_params) = set.sql();
+    sql.execute(
+        &format!("UPDATE users SET head_seq = head_seq + 1 WHERE uid IN ({set_sql})"),
+        &set_params,
+    )?;
+    let mut params: Vec<SqlValue> = vec![
+        entry.kind.into(),
+        entry.conv.into(),
+        entry.msg_id.into(),
+        entry.sender.into(),
+        entry.data.clone().into(),
+        entry.created_at.into(),
+    ];
+    params.extend(set_params);
+    sql.execute(
+        &format!(
+            "INSERT INTO entries (uid, seq, kind, conv, msg_id, sender, data, created_at)
+             SELECT uid, head_seq, ?, ?, ?, ?, ?, ? FROM users WHERE uid IN ({set_sql})"
+        ),
+        &params,
+    )
+}
+
+/// Moves each user's conversation to the top with the entry just appended (their
+/// head), counting it as unread for everyone but `sender`.
+pub fn bump_conversations<S: Sql + ?Sized>(
+    sql: &S,
+    set: &UserSet<'_>,
+    conv: &str,
+    sender: Option<&str>,
+    now: i64,
+) -> Result<(), SqlError> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let (set_sql, set_params) = set.sql();
+    let mut params: Vec<SqlValue> = vec![conv.into(), sender.into(), now.into()];
+    params.extend(set_params);
+    sql.execute(
+        &format!(
+            "INSERT INTO conversations (uid, conv, last_seq, unread, updated_at)
+             SELECT uid, ?, head_seq, CASE WHEN uid = ? THEN 0 ELSE 1 END, ?
+             FROM users WHERE uid IN ({set_sql})
+             ON CONFLICT (uid, conv) DO UPDATE SET
+               last_seq = excluded.last_seq,
+               unread = conversations.unread + excluded.unread,
+               updated_at = excluded.updated_at"
+        ),
+        &params,
+    )
+}
+
+/// The stream head of one user (0 for an empty stream), or `None` for no such user.
+pub fn head<S: Sql + ?Sized>(sql: &S, uid: &str) -> Result<Option<i64>, SqlError> {
+    sql.query_i64("SELECT head_seq FROM users WHERE uid = ?", &[uid.into()])
+}

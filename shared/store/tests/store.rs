@@ -1,0 +1,351 @@
+//! Store tests on real SQLite (rusqlite): in-memory for the rules, a file shared by
+//! threads for concurrency.
+
+#![cfg(feature = "native")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::collections::BTreeSet;
+
+use courier_store::directory::{self, ControlPolicy, RelationFacts};
+use courier_store::messages::{self, NewMessage, Recipients, SendOutcome};
+use courier_store::native::NativeSqlite;
+use courier_store::sql::Sql;
+use courier_store::{StoreError, devices, reads, schema};
+
+const POLICY: ControlPolicy = ControlPolicy { max_members: 2000 };
+
+fn unlimited(_: Option<(f64, i64)>) -> Result<(f64, i64), u64> {
+    Ok((1.0, 0))
+}
+
+fn db() -> NativeSqlite {
+    let db = NativeSqlite::memory().unwrap();
+    schema::migrate(&db).unwrap();
+    db
+}
+
+fn users(db: &impl Sql, uids: &[&str], org: &str) {
+    for uid in uids {
+        directory::put_user(db, uid, uid, org, 0).unwrap();
+    }
+}
+
+fn dm<'a>(
+    msg_id: &'a str,
+    sender: &'a str,
+    peer: &'a str,
+    cmid: &'a str,
+    conv: &'a str,
+) -> NewMessage<'a> {
+    NewMessage {
+        msg_id,
+        sender,
+        client_msg_id: cmid,
+        conv,
+        content: r#"{"text":"hi","type":"text"}"#,
+        fingerprint: "fp-hi",
+        to: Recipients::Direct { peer },
+        sent_at: 1000,
+    }
+}
+
+fn seqs(db: &impl Sql, uid: &str) -> Vec<i64> {
+    reads::sync_page(db, uid, 0, 10_000)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+#[test]
+fn direct_message_lands_in_both_streams_with_dense_seqs() {
+    let db = db();
+    users(&db, &["u1", "u2"], "acme");
+    let first = messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap();
+    let SendOutcome::Created(sent) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!((sent.seq, sent.status.as_str()), (1, "sent"));
+    messages::send(&db, &dm("m2", "u2", "u1", "c1", "dm:u1:u2"), &unlimited).unwrap();
+    assert_eq!(seqs(&db, "u1"), [1, 2]);
+    assert_eq!(seqs(&db, "u2"), [1, 2]);
+    let page = reads::sync_page(&db, "u2", 0, 100).unwrap();
+    assert_eq!(page.entries[0].sender.as_deref(), Some("u1"));
+    assert_eq!(
+        page.entries[0].content.as_deref(),
+        Some(r#"{"text":"hi","type":"text"}"#)
+    );
+    assert_eq!((page.head, page.more), (2, false));
+}
+
+#[test]
+fn duplicate_client_msg_id_returns_original_seq_and_writes_nothing() {
+    let db = db();
+    users(&db, &["u1", "u2"], "acme");
+    let SendOutcome::Created(first) =
+        messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap()
+    else {
+        panic!()
+    };
+    let again = messages::send(
+        &db,
+        &dm("m-other", "u1", "u2", "c1", "dm:u1:u2"),
+        &unlimited,
+    )
+    .unwrap();
+    assert_eq!(again, SendOutcome::Duplicate(first));
+    assert_eq!(seqs(&db, "u2"), [1]);
+    let mut changed = dm("m3", "u1", "u2", "c1", "dm:u1:u2");
+    changed.fingerprint = "fp-other";
+    assert!(matches!(
+        messages::send(&db, &changed, &unlimited),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM messages", &[]).unwrap(),
+        Some(1)
+    );
+}
+
+#[test]
+fn rate_limited_send_changes_nothing_but_retries_are_free() {
+    let db = db();
+    users(&db, &["u1", "u2"], "acme");
+    messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap();
+    let limited = |_: Option<(f64, i64)>| Err(3);
+    let err = messages::send(&db, &dm("m2", "u1", "u2", "c2", "dm:u1:u2"), &limited).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::RateLimited {
+            retry_after_secs: 3
+        }
+    );
+    assert_eq!(seqs(&db, "u1"), [1]);
+    // The retry of the first message is answered even while limited.
+    assert!(matches!(
+        messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &limited),
+        Ok(SendOutcome::Duplicate(_))
+    ));
+}
+
+#[test]
+fn group_message_reaches_every_member_and_control_entries_announce_changes() {
+    let db = db();
+    users(&db, &["a", "b", "c", "d"], "acme");
+    let info = directory::put_group(
+        &db,
+        "g1",
+        "G",
+        "a",
+        &["a".into(), "b".into(), "c".into()],
+        POLICY,
+        5,
+    )
+    .unwrap();
+    assert_eq!((info.version, info.members), (1, 3));
+    assert_eq!(seqs(&db, "b"), [1], "control entry on creation");
+    let msg = NewMessage {
+        to: Recipients::Group { gid: "g1" },
+        ..dm("m1", "a", "", "c1", "g:g1")
+    };
+    messages::send(&db, &msg, &unlimited).unwrap();
+    assert_eq!(seqs(&db, "c"), [1, 2]);
+    assert_eq!(seqs(&db, "d"), Vec::<i64>::new());
+    let info =
+        directory::change_members(&db, "g1", &["d".into()], &["c".into()], 10_000, POLICY, 6)
+            .unwrap();
+    assert_eq!((info.version, info.members), (2, 3));
+    let c = reads::sync_page(&db, "c", 2, 10).unwrap();
+    assert_eq!(c.entries[0].kind, "control", "a removed member learns it");
+    assert!(
+        c.entries[0]
+            .data
+            .as_deref()
+            .unwrap()
+            .contains("\"version\":2")
+    );
+    assert_eq!(seqs(&db, "d"), [1]);
+    assert!(directory::is_member(&db, "g1", "d").unwrap());
+    assert!(!directory::is_member(&db, "g1", "c").unwrap());
+}
+
+#[test]
+fn groups_over_the_control_limit_get_no_control_entries() {
+    let db = db();
+    users(&db, &["a", "b", "c"], "acme");
+    let small = ControlPolicy { max_members: 2 };
+    directory::put_group(&db, "g", "G", "a", &["b".into(), "c".into()], small, 1).unwrap();
+    assert!(seqs(&db, "a").is_empty());
+}
+
+#[test]
+fn group_with_an_unknown_member_is_not_found_and_not_written() {
+    let db = db();
+    users(&db, &["a"], "acme");
+    let err = directory::put_group(&db, "g", "G", "a", &["ghost".into()], POLICY, 1).unwrap_err();
+    assert_eq!(err, StoreError::NotFound("user ghost".into()));
+    assert_eq!(directory::group_size(&db, "g").unwrap(), None);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM members", &[]).unwrap(),
+        Some(0)
+    );
+}
+
+#[test]
+fn relation_facts_cover_org_friend_and_shared_group() {
+    let db = db();
+    users(&db, &["a", "b"], "acme");
+    users(&db, &["x", "y"], "other");
+    let facts = |a, b| directory::relation_facts(&db, a, b).unwrap();
+    assert_eq!(
+        facts("a", "b"),
+        Some(RelationFacts {
+            same_org: true,
+            ..Default::default()
+        })
+    );
+    assert_eq!(facts("a", "x"), Some(RelationFacts::default()));
+    assert_eq!(facts("a", "ghost"), None);
+    directory::put_relation(&db, "a", "x", "friend").unwrap();
+    assert!(facts("x", "a").unwrap().friend, "relations are symmetric");
+    directory::delete_relation(&db, "x", "a").unwrap();
+    assert!(!facts("a", "x").unwrap().friend);
+    directory::put_group(&db, "g", "G", "a", &["y".into()], POLICY, 1).unwrap();
+    assert!(facts("y", "a").unwrap().shared_group);
+}
+
+#[test]
+fn ack_is_monotonic_and_bounded_by_head() {
+    let db = db();
+    users(&db, &["u1", "u2"], "acme");
+    for (i, cmid) in ["a", "b", "c"].iter().enumerate() {
+        messages::send(
+            &db,
+            &dm(&format!("m{i}"), "u1", "u2", cmid, "dm:u1:u2"),
+            &unlimited,
+        )
+        .unwrap();
+    }
+    assert_eq!(devices::ack(&db, "u2", "phone", 2, 1).unwrap(), 2);
+    assert_eq!(
+        devices::ack(&db, "u2", "phone", 1, 2).unwrap(),
+        2,
+        "lower ack is a no-op"
+    );
+    assert_eq!(
+        devices::ack(&db, "u2", "laptop", 1, 2).unwrap(),
+        1,
+        "per device"
+    );
+    assert!(matches!(
+        devices::ack(&db, "u2", "phone", 4, 3),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn conversations_count_unread_from_others_newest_first() {
+    let db = db();
+    users(&db, &["a", "b", "c"], "acme");
+    messages::send(&db, &dm("m1", "b", "a", "1", "dm:a:b"), &unlimited).unwrap();
+    messages::send(&db, &dm("m2", "b", "a", "2", "dm:a:b"), &unlimited).unwrap();
+    let mut later = dm("m3", "a", "c", "3", "dm:a:c");
+    later.sent_at = 2000;
+    messages::send(&db, &later, &unlimited).unwrap();
+    let convs = reads::conversations(&db, "a", 100).unwrap();
+    let summary: Vec<(&str, i64)> = convs.iter().map(|c| (c.conv.as_str(), c.unread)).collect();
+    assert_eq!(summary, [("dm:a:c", 0), ("dm:a:b", 2)]);
+    assert_eq!(convs[1].last.msg_id.as_deref(), Some("m2"));
+}
+
+#[test]
+fn history_pages_newest_first() {
+    let db = db();
+    users(&db, &["a", "b"], "acme");
+    for i in 0..5 {
+        messages::send(
+            &db,
+            &dm(&format!("m{i}"), "a", "b", &format!("c{i}"), "dm:a:b"),
+            &unlimited,
+        )
+        .unwrap();
+    }
+    let (page, more) = reads::history(&db, "b", "dm:a:b", None, 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 4]);
+    assert!(more);
+    let (page, more) = reads::history(&db, "b", "dm:a:b", Some(2), 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    assert!(!more);
+}
+
+#[test]
+fn seqs_stay_dense_under_concurrent_writers() {
+    let dir = tempfile_dir();
+    let path = dir.join("store.db");
+    {
+        let db = NativeSqlite::open(&path).unwrap();
+        schema::migrate(&db).unwrap();
+        users(&db, &["a", "b", "c"], "acme");
+        directory::put_group(
+            &db,
+            "g",
+            "G",
+            "a",
+            &["b".into(), "c".into()],
+            ControlPolicy { max_members: 0 },
+            0,
+        )
+        .unwrap();
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let db = NativeSqlite::open(&path).unwrap();
+                for i in 0..50 {
+                    let (msg_id, cmid) = (format!("m{t}-{i}"), format!("c{t}-{i}"));
+                    let msg = if i % 2 == 0 {
+                        dm(&msg_id, "a", "b", &cmid, "dm:a:b")
+                    } else {
+                        NewMessage {
+                            to: Recipients::Group { gid: "g" },
+                            ..dm(&msg_id, "c", "", &cmid, "g:g")
+                        }
+                    };
+                    messages::send(&db, &msg, &unlimited).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let db = NativeSqlite::open(&path).unwrap();
+    for (uid, expected) in [("a", 200), ("b", 200), ("c", 100)] {
+        let s = seqs(&db, uid);
+        assert_eq!(
+            s,
+            (1..=expected).collect::<Vec<_>>(),
+            "{uid}: dense, no gaps, no duplicates"
+        );
+        let ids: BTreeSet<_> = reads::sync_page(&db, uid, 0, 1000)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.msg_id)
+            .collect();
+        assert_eq!(ids.len() as i64, expected);
+    }
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "courier-store-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

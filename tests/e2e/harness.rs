@@ -1,0 +1,251 @@
+//! The end-to-end harness: builds the components once per test run, starts the real
+//! `courier` binary on port 0 with its own data directory, and talks HTTP to it.
+//!
+//! The wasm build uses its own target directory (`target/e2e-wasm`) so it never waits
+//! on the build lock of the `cargo test` that runs us; the manifests are rewritten to
+//! point at that directory and the gateway runs with `--no-build`. Compiled components
+//! are cached in `target/e2e-cache`, shared by every gateway the tests start.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn wasm_dir() -> PathBuf {
+    root().join("target/e2e-wasm/wasm32-wasip2/release")
+}
+
+/// Builds every wasm crate of the workspace once per test process.
+fn build_components() {
+    static BUILT: OnceLock<bool> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--workspace",
+            ])
+            .args(NATIVE_ONLY.iter().flat_map(|p| ["--exclude", p]))
+            .arg("--target-dir")
+            .arg(root().join("target/e2e-wasm"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    assert!(
+        *built,
+        "building the components failed (see the cargo output above)"
+    );
+}
+
+/// Workspace packages that are not components and do not build for wasm32-wasip2.
+const NATIVE_ONLY: &[&str] = &["courier-gateway", "courier-bench"];
+
+/// Writes a copy of `manifest` (relative to the root) whose component sources point
+/// at the e2e wasm build, into `dir`.
+pub fn prepared_manifest(manifest: &str, dir: &Path) -> PathBuf {
+    build_components();
+    let text = std::fs::read_to_string(root().join(manifest)).expect("read manifest");
+    let wasm = format!("{}/", wasm_dir().display());
+    let text = text
+        .replace(
+            "\"../../target/wasm32-wasip2/release/",
+            &format!("\"{wasm}"),
+        )
+        .replace("\"target/wasm32-wasip2/release/", &format!("\"{wasm}"));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+/// A running gateway process; killed when dropped.
+pub struct Gateway {
+    pub base: String,
+    pub child: Child,
+    pub data: tempfile::TempDir,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Gateway {
+    /// Starts `courier up` on `manifest` (relative to the root) with extra `env`.
+    pub fn start(manifest: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with(manifest, env, &[])
+    }
+
+    pub fn start_with(manifest: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let manifest = prepared_manifest(manifest, data.path());
+        let mut child = courier_command(&manifest, data.path(), env, args)
+            .spawn()
+            .expect("start courier");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("courier: listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                let log: Vec<String> = err_rx.try_iter().collect();
+                panic!("gateway did not start:\n{}", log.join("\n"));
+            }
+        };
+        Self {
+            base,
+            child,
+            data,
+            stderr: err_rx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The gateway's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `courier up` command for a prepared manifest, without starting it.
+pub fn courier_command(
+    manifest: &Path,
+    data: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
+    if !args.contains(&"--listen") {
+        cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    } else {
+        cmd.arg("up");
+    }
+    cmd.arg("--manifest")
+        .arg(manifest)
+        .arg("--data")
+        .arg(data)
+        .arg("--no-build")
+        .args(args)
+        .env("COURIER_CACHE_DIR", root().join("target/e2e-cache"))
+        .env("COURIER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The API error code of an error reply.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build()
+    })
+}
+
+/// Sends a request; any status is a reply, only transport errors panic.
+pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(bytes) => req.send_bytes(bytes),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| {
+            response
+                .header(&name)
+                .map(|v| (name.clone(), v.to_string()))
+        })
+        .collect();
+    let body = response.into_string().unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(url: &str) -> Reply {
+    call("GET", url, &[], None)
+}
