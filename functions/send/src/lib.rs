@@ -1,0 +1,42 @@
+//! The `send` component: `POST /v1/messages`.
+//!
+//! # Layout
+//! One handler, [`send`]: authenticate, then `courier_messaging::send`.
+
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the export shims of the component ABI"
+)]
+
+use courier_core::Error;
+use courier_spin::env::{config, identity, now_ms, random_u64, store};
+use courier_spin::http::{reply, serve};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+/// # `POST /v1/messages`
+/// Sends a message to a user (`{"to": {"user"}}`) or a group (`{"to": {"group"}}`).
+/// - → 201 `{"msg_id", "conv", "seq", "sent_at", "status": "sent"}`: the message is
+///   in every recipient's stream and the sender's own.
+/// - The same `client_msg_id` and content again → 200 with the identical body,
+///   nothing written, however often and concurrently; other content → 409.
+/// - Malformed body → 400; body over 64 KiB or text over `max_text_bytes` → 413;
+///   bad token → 401; no relation or not a member → 403; unknown user or group →
+///   404; over `rate_per_user_per_sec` → 429 + `Retry-After`; store busy → 503.
+#[http_component]
+fn send(req: Request) -> Response {
+    serve(req, handle)
+}
+
+fn handle(req: &Request) -> Result<Response, Error> {
+    if *req.method() != Method::Post {
+        return Err(Error::MethodNotAllowed);
+    }
+    let now = now_ms();
+    let caller = identity(req, now)?;
+    let config = config()?;
+    let db = store()?;
+    let result =
+        courier_messaging::send::send(&db, &config, &caller, req.body(), now, random_u64()?)?;
+    Ok(reply(result))
+}

@@ -1,0 +1,137 @@
+//! `POST /v1/messages`: authorize, then store and fan out in one transaction.
+
+use courier_core::api::{Recipient, SendRequest, SendResponse, SendStatus, parse_request};
+use courier_core::auth::Identity;
+use courier_core::authz::{DirectFacts, authorize_direct, authorize_group};
+use courier_core::ratelimit::{Bucket, Decision, decide};
+use courier_core::{Config, ConvId, Error, MsgId, Seq};
+use courier_store::Sql;
+use courier_store::directory;
+use courier_store::messages::{self, NewMessage, Recipients, SendOutcome, Sent};
+use sha2::{Digest, Sha256};
+
+use crate::errors::from_store;
+use crate::{Reply, body};
+
+/// What identifies "the same request" for idempotency: the target conversation and
+/// the canonical content (so a retry to another recipient is a conflict too).
+fn fingerprint(conv: &ConvId, canonical_content: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(conv.as_str().as_bytes());
+    hash.update([0]);
+    hash.update(canonical_content.as_bytes());
+    hex::encode(hash.finalize())
+}
+
+/// Checks who may receive; returns the store's recipients.
+fn authorize<'a, S: Sql + ?Sized>(
+    sql: &S,
+    config: &Config,
+    caller: &Identity,
+    to: &'a Recipient,
+) -> Result<Recipients<'a>, Error> {
+    match to {
+        Recipient::User(peer) => {
+            if peer != &caller.user {
+                let facts = directory::relation_facts(sql, caller.user.as_str(), peer.as_str())
+                    .map_err(from_store)?
+                    .ok_or_else(|| Error::NotFound(format!("user {peer}")))?;
+                authorize_direct(
+                    &caller.user,
+                    peer,
+                    DirectFacts {
+                        same_org: facts.same_org,
+                        friends: facts.friend,
+                        shared_group: facts.shared_group,
+                    },
+                )?;
+            }
+            Ok(Recipients::Direct {
+                peer: peer.as_str(),
+            })
+        }
+        Recipient::Group(gid) => {
+            let size = directory::group_size(sql, gid.as_str())
+                .map_err(from_store)?
+                .ok_or_else(|| Error::NotFound(format!("group {gid}")))?;
+            authorize_group(
+                directory::is_member(sql, gid.as_str(), caller.user.as_str())
+                    .map_err(from_store)?,
+            )?;
+            if size > config.inline_fanout_max as i64 {
+                // Groups this large are fanned out by the queue, which is not built yet:
+                // refuse before writing anything rather than half-write.
+                return Err(Error::Unavailable {
+                    retry_after_secs: 60,
+                    reason: format!(
+                        "groups over {} members are not supported yet",
+                        config.inline_fanout_max
+                    ),
+                });
+            }
+            Ok(Recipients::Group { gid: gid.as_str() })
+        }
+    }
+}
+
+fn response(sent: Sent) -> Result<SendResponse, Error> {
+    Ok(SendResponse {
+        msg_id: MsgId::parse(&sent.msg_id)?,
+        conv: ConvId::parse(&sent.conv)?,
+        seq: Seq::new(sent.seq)?,
+        sent_at: sent.sent_at,
+        status: if sent.status == "accepted" {
+            SendStatus::Accepted
+        } else {
+            SendStatus::Sent
+        },
+    })
+}
+
+/// `POST /v1/messages`.
+/// - 201 with the new message's ids and the sender's seq; `status` `sent`.
+/// - A repeated `client_msg_id` with the same content → 200 with the identical body,
+///   nothing written; with other content (or another recipient) → 409.
+/// - No relation / not a member → 403; unknown recipient → 404; over the rate → 429.
+pub fn send<S: Sql + ?Sized>(
+    sql: &S,
+    config: &Config,
+    caller: &Identity,
+    raw: &[u8],
+    now: i64,
+    random: u64,
+) -> Result<Reply, Error> {
+    let req: SendRequest = parse_request(raw, config)?;
+    let conv = req.to.conv(&caller.user);
+    let recipients = authorize(sql, config, caller, &req.to)?;
+    let content = req.content.canonical_json();
+    let fingerprint = fingerprint(&conv, &content);
+    let msg_id = MsgId::generate(now, random);
+    let (rate, burst) = (config.rate_per_user_per_sec, config.rate_burst);
+    let limiter = move |bucket: Option<(f64, i64)>| {
+        let bucket = bucket.map(|(tokens, updated_ms)| Bucket { tokens, updated_ms });
+        match decide(bucket, rate, burst, now) {
+            Decision::Allow(b) => Ok((b.tokens, b.updated_ms)),
+            Decision::Limited { retry_after_secs } => Err(retry_after_secs),
+        }
+    };
+    let outcome = messages::send(
+        sql,
+        &NewMessage {
+            msg_id: msg_id.as_str(),
+            sender: caller.user.as_str(),
+            client_msg_id: req.client_msg_id.as_str(),
+            conv: conv.as_str(),
+            content: &content,
+            fingerprint: &fingerprint,
+            to: recipients,
+            sent_at: now,
+        },
+        &limiter,
+    )
+    .map_err(from_store)?;
+    Ok(match outcome {
+        SendOutcome::Created(sent) => (201, body(&response(sent)?)),
+        SendOutcome::Duplicate(sent) => (200, body(&response(sent)?)),
+    })
+}

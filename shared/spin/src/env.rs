@@ -1,0 +1,45 @@
+//! The platform's clock, randomness and variables, behind plain functions so the core
+//! gets them as arguments.
+
+use courier_core::error::Error;
+
+/// Milliseconds since the Unix epoch (wall clock, `wasi:clocks`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// 64 random bits from the host (`wasi:random`).
+pub fn random_u64() -> Result<u64, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("random: {e}")))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// A component variable, `None` when undefined.
+pub fn variable(name: &str) -> Option<String> {
+    spin_sdk::variables::get(name).ok()
+}
+
+/// The limits, from the component's variables (defaults where unset).
+pub fn config() -> Result<courier_core::Config, Error> {
+    courier_core::Config::from_lookup(variable)
+}
+
+/// The caller, from the request's bearer token, verified with `jwt_secret`.
+pub fn identity(
+    req: &spin_sdk::http::Request,
+    now: i64,
+) -> Result<courier_core::auth::Identity, Error> {
+    let secret =
+        variable("jwt_secret").ok_or_else(|| Error::Config("jwt_secret is not set".into()))?;
+    let key = courier_core::auth::TokenKey::hs256(&secret)?;
+    key.authenticate(crate::http::bearer(req), now)
+}
+
+/// The store: the `default` SQLite database, migrated.
+pub fn store() -> Result<crate::sqlite::SpinSqlite, Error> {
+    crate::sqlite::SpinSqlite::open_default().map_err(courier_messaging::errors::from_sql)
+}

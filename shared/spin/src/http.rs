@@ -1,0 +1,110 @@
+//! Responses in the API's shapes, CORS for browser clients, and request helpers.
+
+use courier_core::error::Error;
+use spin_sdk::http::{Method, Request, Response};
+
+use crate::env::variable;
+
+/// A JSON response.
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+/// An empty response (204).
+pub fn no_content() -> Response {
+    Response::builder().status(204).body(Vec::new()).build()
+}
+
+/// The error response: the one mapping lives in [`Error::status_and_code`]. Server
+/// faults are logged with their detail; the client sees a generic message.
+pub fn error(e: &Error) -> Response {
+    if e.status() >= 500 {
+        eprintln!("courier: {e}");
+    }
+    let mut response = Response::builder()
+        .status(e.status())
+        .header("content-type", "application/json")
+        .body(e.body())
+        .build();
+    if let Some(secs) = e.retry_after() {
+        response.set_header("retry-after", secs.to_string());
+    }
+    response
+}
+
+/// The bearer token of the `Authorization` header, if any.
+pub fn bearer(req: &Request) -> Option<&str> {
+    req.header("authorization").and_then(|v| v.as_str())
+}
+
+/// The query string (without `?`).
+pub fn query(req: &Request) -> &str {
+    req.query()
+}
+
+const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+const ALLOWED_HEADERS: &str = "authorization, content-type";
+
+/// The `Access-Control-Allow-Origin` value for this request's `Origin`, if allowed by
+/// `cors_allowed_origins` (comma-separated origins, or `*`).
+fn allowed_origin(req: &Request) -> Option<String> {
+    let origin = req.header("origin")?.as_str()?.to_string();
+    let allowed = variable("cors_allowed_origins").unwrap_or_default();
+    let ok = allowed
+        .split(',')
+        .map(str::trim)
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(&origin));
+    ok.then_some(origin)
+}
+
+/// Runs a handler with the cross-cutting behaviour every route shares: CORS
+/// preflight, CORS headers on the answer, and errors in the API shape.
+pub fn serve(req: Request, handle: impl FnOnce(&Request) -> Result<Response, Error>) -> Response {
+    let origin = allowed_origin(&req);
+    let mut response = if *req.method() == Method::Options {
+        let mut r = no_content();
+        r.set_header("access-control-allow-methods", ALLOWED_METHODS);
+        r.set_header("access-control-allow-headers", ALLOWED_HEADERS);
+        r.set_header("access-control-max-age", "600");
+        r
+    } else {
+        handle(&req).unwrap_or_else(|e| error(&e))
+    };
+    if let Some(origin) = origin {
+        response.set_header("access-control-allow-origin", origin);
+        response.set_header("vary", "origin");
+        response.set_header("access-control-expose-headers", "retry-after");
+    }
+    response
+}
+
+/// A service's `(status, body)` as a response (204 has no body).
+pub fn reply((status, body): (u16, serde_json::Value)) -> Response {
+    if status == 204 {
+        no_content()
+    } else {
+        json(status, &body)
+    }
+}
+
+/// Any JSON-serializable body with status 200.
+pub fn ok<T: serde::Serialize>(value: &T) -> Response {
+    json(
+        200,
+        &serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The path segments after `prefix` (`/v1/groups/g1/members` with prefix `/v1/groups`
+/// → `["g1", "members"]`), or `None` if the path is not under `prefix`.
+pub fn segments<'a>(path: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
+    let rest = path.strip_prefix(prefix)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(rest.split('/').filter(|s| !s.is_empty()).collect())
+}
