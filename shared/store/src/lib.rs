@@ -10,13 +10,13 @@
 //! - [`messages`]: send — idempotency, rate limit and fan-out in one transaction.
 //! - [`reads`]: sync pages, history, the conversation list.
 //! - [`devices`]: presence and acks.
-//! - [`native`] (feature `native`): the rusqlite executor.
+//! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
 
 pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod messages;
-#[cfg(feature = "native")]
+#[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod reads;
 pub mod schema;

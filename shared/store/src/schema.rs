@@ -131,7 +131,7 @@ pub fn migrate<S: Sql + ?Sized>(sql: &S) -> Result<(), SqlError> {
     Ok(())
 }
 
-#[cfg(all(test, feature = "native"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::native::NativeSqlite;

@@ -1,7 +1,6 @@
 //! Store tests on real SQLite (rusqlite): in-memory for the rules, a file shared by
 //! threads for concurrency.
 
-#![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::collections::BTreeSet;
