@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{config, identity, now_ms, random_u64, store};
-use courier_spin::http::{reply, serve};
+use courier_spin::http::{queued, reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -38,5 +38,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
     let db = store()?;
     let result =
         courier_messaging::send::send(&db, &config, &caller, req.body(), now, random_u64()?)?;
-    Ok(reply(result))
+    let accepted = result.1["status"] == "accepted";
+    let response = reply(result);
+    Ok(if accepted { queued(response) } else { response })
 }

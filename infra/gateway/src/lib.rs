@@ -12,11 +12,13 @@
 //! - [`host`]: the per-request host state and the Spin interfaces given to guests.
 //! - [`server`]: the loaded app: engine, pre-instances, routing, limits, one store a request.
 //! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
+//! - [`drainer`]: the gateway's queue timer (calls the worker's drain route).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: development JWTs.
 //! - [`up`]: `courier up` from flags to a serving app.
 
 pub mod builder;
+pub mod drainer;
 pub mod host;
 pub mod listen;
 pub mod manifest;

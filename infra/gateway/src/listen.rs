@@ -30,6 +30,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let graceful = GracefulShutdown::new();
+    let stop_drainer = Arc::new(tokio::sync::Notify::new());
+    let drainer = app.start_drainer(Arc::clone(&stop_drainer));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -68,6 +70,11 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    // A drain in progress finishes its current job (its work is transactional either way).
+    stop_drainer.notify_one();
+    if let Some(drainer) = drainer {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drainer).await;
     }
     Ok(())
 }

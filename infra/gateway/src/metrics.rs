@@ -25,6 +25,11 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     instances_in_use: AtomicI64,
+    /// The queue as the last drain saw it.
+    jobs_remaining: AtomicI64,
+    jobs_dead: AtomicI64,
+    jobs_done: AtomicI64,
+    drains: AtomicI64,
 }
 
 /// Decrements the in-use gauge when the instance's store is gone.
@@ -41,6 +46,14 @@ impl Metrics {
     pub fn instance_started(&self) -> InstanceGuard<'_> {
         self.instances_in_use.fetch_add(1, Ordering::Relaxed);
         InstanceGuard(self)
+    }
+
+    /// Records one drain's report.
+    pub fn drained(&self, done: i64, remaining: i64, dead: i64) {
+        self.drains.fetch_add(1, Ordering::Relaxed);
+        self.jobs_done.fetch_add(done, Ordering::Relaxed);
+        self.jobs_remaining.store(remaining, Ordering::Relaxed);
+        self.jobs_dead.store(dead, Ordering::Relaxed);
     }
 
     pub fn record(&self, component: &str, status: u16, latency: Duration) {
@@ -116,6 +129,38 @@ impl Metrics {
             "courier_instances_in_use {}",
             self.instances_in_use.load(Ordering::Relaxed)
         );
+        for (name, help, kind, value) in [
+            (
+                "courier_drains_total",
+                "Queue drains run by the gateway's timer.",
+                "counter",
+                &self.drains,
+            ),
+            (
+                "courier_jobs_done_total",
+                "Queue jobs finished by the gateway's drains.",
+                "counter",
+                &self.jobs_done,
+            ),
+            (
+                "courier_jobs_remaining",
+                "Due queue jobs after the last drain.",
+                "gauge",
+                &self.jobs_remaining,
+            ),
+            (
+                "courier_jobs_dead",
+                "Dead-lettered queue jobs (kept for inspection).",
+                "gauge",
+                &self.jobs_dead,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }

@@ -64,6 +64,10 @@ pub struct App {
     pub databases: Databases,
     pub kv: Arc<KvStore>,
     pub metrics: Metrics,
+    /// Wakes the queue drainer (see `drainer.rs`).
+    pub poke: crate::drainer::Poke,
+    /// `(component, internal secret)` of the drain route, if the app has one.
+    drain_route: Option<(String, String)>,
     engine: Engine,
     components: HashMap<String, Loaded>,
     router: Router<String>,
@@ -192,10 +196,18 @@ impl App {
                 .map(|t| (t.route.clone(), t.component.clone()))
                 .collect(),
         );
+        let drain_route = router
+            .route(crate::drainer::DRAIN_PATH)
+            .and_then(|(component, _)| {
+                vars.get("internal_secret")
+                    .map(|s| (component, s.to_string()))
+            });
         let app = Arc::new(Self {
             databases,
             kv,
             metrics: Metrics::default(),
+            poke: Default::default(),
+            drain_route,
             engine,
             components,
             router,
@@ -204,6 +216,22 @@ impl App {
         });
         app.start_epoch_ticker();
         Ok(app)
+    }
+
+    /// Starts the queue drainer if the app serves the drain route; it stops when `stop`
+    /// is notified.
+    pub fn start_drainer(
+        self: &Arc<Self>,
+        stop: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (component, secret) = self.drain_route.clone()?;
+        tracing::info!(component, "queue drainer started");
+        Some(tokio::spawn(crate::drainer::run(
+            Arc::clone(self),
+            component,
+            secret,
+            stop,
+        )))
     }
 
     /// Advances the engine's epoch every [`EPOCH_TICK`] until the app is dropped.
@@ -286,6 +314,13 @@ impl App {
             }
         };
         let mut response = response;
+        if response
+            .headers_mut()
+            .remove(crate::drainer::QUEUED_HEADER)
+            .is_some()
+        {
+            self.poke.poke();
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
         }

@@ -11,13 +11,19 @@
 //! - [`reads`]: sync (one pass; the long-poll loop is the component's), conversations,
 //!   history.
 //! - [`ack`]: `POST /v1/ack`.
+//! - [`receipts`]: `POST /v1/receipts`, `GET /v1/messages/{id}/receipts`.
+//! - [`recall`]: `POST /v1/messages/{id}/recall`.
+//! - [`worker`]: `POST /internal/drain` — lanes, slices, retries, dead letters.
 
 pub mod ack;
 pub mod directory;
 pub mod entries;
 pub mod errors;
 pub mod reads;
+pub mod recall;
+pub mod receipts;
 pub mod send;
+pub mod worker;
 
 /// A service's answer: the HTTP status and the JSON body.
 pub type Reply = (u16, serde_json::Value);

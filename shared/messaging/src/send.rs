@@ -59,14 +59,11 @@ fn authorize<'a, S: Sql + ?Sized>(
                     .map_err(from_store)?,
             )?;
             if size > config.inline_fanout_max as i64 {
-                // Groups this large are fanned out by the queue, which is not built yet:
-                // refuse before writing anything rather than half-write.
-                return Err(Error::Unavailable {
-                    retry_after_secs: 60,
-                    reason: format!(
-                        "groups over {} members are not supported yet",
-                        config.inline_fanout_max
-                    ),
+                // Too large to write inline: the sender's stream now, the members
+                // through the group's fan-out job (`accepted`).
+                return Ok(Recipients::LargeGroup {
+                    gid: gid.as_str(),
+                    members: size,
                 });
             }
             Ok(Recipients::Group { gid: gid.as_str() })
@@ -89,7 +86,8 @@ fn response(sent: Sent) -> Result<SendResponse, Error> {
 }
 
 /// `POST /v1/messages`.
-/// - 201 with the new message's ids and the sender's seq; `status` `sent`.
+/// - 201 with the new message's ids and the sender's seq; `status` `sent`, or
+///   `accepted` for groups over `inline_fanout_max` (members get it through the queue).
 /// - A repeated `client_msg_id` with the same content → 200 with the identical body,
 ///   nothing written; with other content (or another recipient) → 409.
 /// - No relation / not a member → 403; unknown recipient → 404; over the rate → 429.

@@ -108,3 +108,10 @@ pub fn segments<'a>(path: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
     }
     Some(rest.split('/').filter(|s| !s.is_empty()).collect())
 }
+
+/// Marks a response as having queued work, so a local gateway drains at once (the
+/// header is harmless elsewhere; schedulers drain on their own timer).
+pub fn queued(mut response: Response) -> Response {
+    response.set_header("x-courier-queued", "1");
+    response
+}

@@ -9,16 +9,24 @@
 //! - [`directory`]: users, groups, members, relations; authorization facts.
 //! - [`messages`]: send — idempotency, rate limit and fan-out in one transaction.
 //! - [`reads`]: sync pages, history, the conversation list.
+//! - [`receipts`]: read marks, per-sender merged receipt jobs, read/unread lists.
+//! - [`recall`]: erase and announce, inline or through a chunked job.
 //! - [`devices`]: presence and acks.
+//! - [`fanout`]: large-group fan-out through the queue, merged per chunk.
+//! - [`jobs`]: the durable queue: enqueue, claim with lease, complete, retry, dead-letter.
 //! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
 
 pub mod devices;
 pub mod directory;
 pub mod error;
+pub mod fanout;
+pub mod jobs;
 pub mod messages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod reads;
+pub mod recall;
+pub mod receipts;
 pub mod schema;
 pub mod sql;
 pub mod streams;

@@ -10,8 +10,11 @@ use crate::streams::{NewEntry, UserSet, append, bump_conversations, head};
 pub enum Recipients<'a> {
     /// A direct message: sender and peer (the same user for a note to self).
     Direct { peer: &'a str },
-    /// Every member of a group (the sender included).
+    /// Every member of a group (the sender included), written in this transaction.
     Group { gid: &'a str },
+    /// A group too large to write inline: the sender's stream now, the members
+    /// through the group's fan-out job (status `accepted`).
+    LargeGroup { gid: &'a str, members: i64 },
 }
 
 /// A validated message to store.
@@ -138,6 +141,7 @@ pub fn send<S: Sql + ?Sized>(
         }
         take_token(sql, &format!("user:{}", msg.sender), rate)?;
         let direct: Vec<String>;
+        let sender_only = [msg.sender.to_string()];
         let set = match msg.to {
             Recipients::Direct { peer } => {
                 direct = if peer == msg.sender {
@@ -148,6 +152,11 @@ pub fn send<S: Sql + ?Sized>(
                 UserSet::List(&direct)
             }
             Recipients::Group { gid } => UserSet::Members(gid),
+            Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
+        };
+        let status = match msg.to {
+            Recipients::LargeGroup { .. } => "accepted",
+            _ => "sent",
         };
         let entry = NewEntry {
             kind: "message",
@@ -162,7 +171,7 @@ pub fn send<S: Sql + ?Sized>(
             .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
         sql.execute(
             "INSERT INTO messages (msg_id, sender, client_msg_id, conv, content, fingerprint, sent_at, sender_seq, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent')",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 msg.msg_id.into(),
                 msg.sender.into(),
@@ -172,15 +181,19 @@ pub fn send<S: Sql + ?Sized>(
                 msg.fingerprint.into(),
                 msg.sent_at.into(),
                 seq.into(),
+                status.into(),
             ],
         )?;
         bump_conversations(sql, &set, msg.conv, Some(msg.sender), msg.sent_at)?;
+        if let Recipients::LargeGroup { gid, members } = msg.to {
+            crate::fanout::queue(sql, gid, msg.msg_id, members, msg.sent_at)?;
+        }
         Ok(SendOutcome::Created(Sent {
             msg_id: msg.msg_id.to_string(),
             conv: msg.conv.to_string(),
             seq,
             sent_at: msg.sent_at,
-            status: "sent".into(),
+            status: status.into(),
         }))
     })
 }

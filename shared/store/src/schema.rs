@@ -7,36 +7,37 @@
 use crate::sql::{Sql, SqlError, write_tx};
 
 /// `(version, statements)`, in order.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        // Users and their stream head: seqs are allocated by incrementing head_seq
-        // inside the writing transaction, so they are dense and never go back.
-        "CREATE TABLE IF NOT EXISTS users (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            // Users and their stream head: seqs are allocated by incrementing head_seq
+            // inside the writing transaction, so they are dense and never go back.
+            "CREATE TABLE IF NOT EXISTS users (
             uid TEXT PRIMARY KEY,
             org TEXT NOT NULL,
             name TEXT NOT NULL,
             head_seq BIGINT NOT NULL DEFAULT 0,
             created_at BIGINT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS groups (
+            "CREATE TABLE IF NOT EXISTS groups (
             gid TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             owner TEXT NOT NULL,
             version BIGINT NOT NULL,
             member_count BIGINT NOT NULL DEFAULT 0)",
-        "CREATE TABLE IF NOT EXISTS members (
+            "CREATE TABLE IF NOT EXISTS members (
             gid TEXT NOT NULL,
             uid TEXT NOT NULL,
             PRIMARY KEY (gid, uid))",
-        "CREATE INDEX IF NOT EXISTS members_by_uid ON members (uid, gid)",
-        // Stored in both directions, so a lookup is one primary-key probe.
-        "CREATE TABLE IF NOT EXISTS relations (
+            "CREATE INDEX IF NOT EXISTS members_by_uid ON members (uid, gid)",
+            // Stored in both directions, so a lookup is one primary-key probe.
+            "CREATE TABLE IF NOT EXISTS relations (
             a TEXT NOT NULL,
             b TEXT NOT NULL,
             kind TEXT NOT NULL,
             PRIMARY KEY (a, b))",
-        // One copy of each body; (sender, client_msg_id) is the idempotency key.
-        "CREATE TABLE IF NOT EXISTS messages (
+            // One copy of each body; (sender, client_msg_id) is the idempotency key.
+            "CREATE TABLE IF NOT EXISTS messages (
             msg_id TEXT PRIMARY KEY,
             sender TEXT NOT NULL,
             client_msg_id TEXT NOT NULL,
@@ -48,8 +49,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             status TEXT NOT NULL,
             recalled BIGINT NOT NULL DEFAULT 0,
             UNIQUE (sender, client_msg_id))",
-        // The per-user streams: small index rows; sync is one range scan.
-        "CREATE TABLE IF NOT EXISTS entries (
+            // The per-user streams: small index rows; sync is one range scan.
+            "CREATE TABLE IF NOT EXISTS entries (
             uid TEXT NOT NULL,
             seq BIGINT NOT NULL,
             kind TEXT NOT NULL,
@@ -59,35 +60,76 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             data TEXT,
             created_at BIGINT NOT NULL,
             PRIMARY KEY (uid, seq))",
-        "CREATE INDEX IF NOT EXISTS entries_by_conv ON entries (uid, conv, seq)",
-        "CREATE INDEX IF NOT EXISTS entries_by_msg ON entries (msg_id)",
-        // Offline counters per (user, conversation), kept in the writing transaction.
-        "CREATE TABLE IF NOT EXISTS conversations (
+            "CREATE INDEX IF NOT EXISTS entries_by_conv ON entries (uid, conv, seq)",
+            "CREATE INDEX IF NOT EXISTS entries_by_msg ON entries (msg_id)",
+            // Offline counters per (user, conversation), kept in the writing transaction.
+            "CREATE TABLE IF NOT EXISTS conversations (
             uid TEXT NOT NULL,
             conv TEXT NOT NULL,
             last_seq BIGINT NOT NULL,
             unread BIGINT NOT NULL DEFAULT 0,
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (uid, conv))",
-        "CREATE INDEX IF NOT EXISTS conversations_by_time ON conversations (uid, updated_at)",
-        "CREATE TABLE IF NOT EXISTS devices (
+            "CREATE INDEX IF NOT EXISTS conversations_by_time ON conversations (uid, updated_at)",
+            "CREATE TABLE IF NOT EXISTS devices (
             uid TEXT NOT NULL,
             device TEXT NOT NULL,
             acked_seq BIGINT NOT NULL DEFAULT 0,
             last_seen BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (uid, device))",
-        "CREATE TABLE IF NOT EXISTS receipts (
+            "CREATE TABLE IF NOT EXISTS receipts (
             msg_id TEXT NOT NULL,
             reader TEXT NOT NULL,
             read_at BIGINT NOT NULL,
             PRIMARY KEY (msg_id, reader))",
-        // Token buckets of the rate limiter, by key (`user:<uid>`, `org:<org>`).
-        "CREATE TABLE IF NOT EXISTS rate_buckets (
+            // Token buckets of the rate limiter, by key (`user:<uid>`, `org:<org>`).
+            "CREATE TABLE IF NOT EXISTS rate_buckets (
             key TEXT PRIMARY KEY,
             tokens DOUBLE PRECISION NOT NULL,
             updated_ms BIGINT NOT NULL)",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // The durable queue (outbox): written in the same transaction as the data it
+            // follows. `generation` is bumped when a coalesced job is enqueued again, so
+            // a worker that finishes an older generation keeps the job for another run.
+            "CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY,
+            lane BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT,
+            payload TEXT NOT NULL,
+            run_at BIGINT NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            first_at BIGINT,
+            locked_until BIGINT NOT NULL DEFAULT 0,
+            lease TEXT,
+            generation BIGINT NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'ready',
+            last_error TEXT,
+            created_at BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, lane, run_at)",
+            "CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (key, locked_until)",
+            // Messages of a large group waiting for fan-out, in send order.
+            "CREATE TABLE IF NOT EXISTS group_outbox (
+            gid TEXT NOT NULL,
+            msg_id TEXT NOT NULL,
+            queued_at BIGINT NOT NULL,
+            PRIMARY KEY (gid, msg_id))",
+            "CREATE INDEX IF NOT EXISTS group_outbox_order ON group_outbox (gid, queued_at, msg_id)",
+            // Messages whose sender is owed a new `receipt` entry; `generation` counts
+            // reads since the sender's receipt job last looked.
+            "CREATE TABLE IF NOT EXISTS receipt_dirty (
+            sender TEXT NOT NULL,
+            msg_id TEXT NOT NULL,
+            generation BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (sender, msg_id))",
+            "CREATE INDEX IF NOT EXISTS receipts_by_reader ON receipts (reader, msg_id)",
+        ],
+    ),
+];
 
 /// The newest schema version.
 pub fn latest() -> i64 {

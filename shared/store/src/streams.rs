@@ -9,6 +9,8 @@ use crate::sql::{Sql, SqlError, SqlValue, params_list};
 pub enum UserSet<'a> {
     List(&'a [String]),
     Members(&'a str),
+    /// Any `SELECT uid …` with its parameters.
+    Query(String, Vec<SqlValue>),
 }
 
 impl UserSet<'_> {
@@ -22,6 +24,7 @@ impl UserSet<'_> {
                 "SELECT uid FROM members WHERE gid = ?".into(),
                 vec![(*gid).into()],
             ),
+            UserSet::Query(sql, params) => (sql.clone(), params.clone()),
         }
     }
 

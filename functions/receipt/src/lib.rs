@@ -1,0 +1,57 @@
+//! The `receipt` component: read receipts.
+//!
+//! # Layout
+//! One handler, [`receipt`], routing to `courier_messaging::receipts`.
+
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the export shims of the component ABI"
+)]
+
+use courier_core::Error;
+use courier_messaging::receipts;
+use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::http::{queued, reply, segments, serve};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+/// # `POST /v1/receipts`
+/// `{"msg_ids": [...]}` (1–100): marks messages of the caller's stream from others read
+/// → 200 `{"read": [newly marked]}`; the `read` entry is written before the answer,
+/// the senders' `receipt` entries follow through the queue. Unknown id → 404.
+///
+/// # `GET /v1/messages/{msg_id}/receipts`
+/// Sender only → 200 `{"msg_id", "read", "unread"}`; not the sender → 403.
+#[http_component]
+fn receipt(req: Request) -> Response {
+    serve(req, handle)
+}
+
+fn handle(req: &Request) -> Result<Response, Error> {
+    let path = req.path();
+    let now = now_ms();
+    if path == "/v1/receipts" {
+        if *req.method() != Method::Post {
+            return Err(Error::MethodNotAllowed);
+        }
+        let caller = identity(req, now)?;
+        let db = store()?;
+        let result = receipts::mark_read(&db, &config()?, &caller, req.body(), now)?;
+        let marked = result.1["read"]
+            .as_array()
+            .is_some_and(|ids| !ids.is_empty());
+        let response = reply(result);
+        return Ok(if marked { queued(response) } else { response });
+    }
+    match segments(path, "/v1/messages").as_deref() {
+        Some([msg_id, "receipts"]) => {
+            if *req.method() != Method::Get {
+                return Err(Error::MethodNotAllowed);
+            }
+            let caller = identity(req, now)?;
+            let db = store()?;
+            Ok(reply(receipts::readers(&db, &caller, msg_id)?))
+        }
+        _ => Err(Error::NotFound(format!("no route for {path}"))),
+    }
+}

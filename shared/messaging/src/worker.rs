@@ -1,0 +1,198 @@
+//! The queue worker: `POST /internal/drain` runs due jobs for a bounded time.
+//!
+//! Each round gives every lane its own share of claims (high first), so a backlog
+//! of low-lane fan-out never delays high-lane work by more than one low-lane slice;
+//! a long job (a 10,000-member fan-out) runs in slices and yields between them. A
+//! failed job is retried with exponential backoff and jitter and dead-lettered after
+//! the hold time.
+
+use courier_core::Error;
+use courier_store::jobs::{self, Claimed, Lane};
+use courier_store::{Sql, StoreError, fanout, recall, receipts};
+
+use crate::errors::from_store;
+
+/// How a drain runs; defaults in [`DrainConfig::default`].
+#[derive(Debug, Clone)]
+pub struct DrainConfig {
+    /// Stop claiming new work after this long.
+    pub budget_ms: i64,
+    /// A claimed job not finished within this comes back to the queue.
+    pub lease_ms: i64,
+    /// Leases one key (group, sender) may hold at once.
+    pub key_cap: i64,
+    /// Members written per fan-out transaction.
+    pub chunk: i64,
+    /// One job's slice of a round before it yields.
+    pub slice_ms: i64,
+    /// Failing jobs are dead-lettered this long after their first attempt.
+    pub hold_ms: i64,
+    /// Jobs claimed per round, by lane (high, medium, low).
+    pub shares: [usize; 3],
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            budget_ms: 5_000,
+            lease_ms: 30_000,
+            key_cap: 5,
+            chunk: 2_000,
+            slice_ms: 200,
+            hold_ms: 30 * 60 * 1000,
+            shares: [32, 8, 2],
+        }
+    }
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DrainReport {
+    pub done: u64,
+    pub remaining: u64,
+    /// Jobs dead-lettered by this drain.
+    pub dead_lettered: u64,
+    /// Jobs dead-lettered in all (kept for inspection).
+    pub dead: u64,
+    /// Jobs that failed and were rescheduled.
+    pub retried: u64,
+    /// Finished jobs, in completion order: `(lane, kind)` — for isolation tests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<(String, String)>,
+}
+
+/// The outcome of running one claimed job.
+enum Ran {
+    Finished,
+    Yielded,
+    LeaseLost,
+}
+
+/// Runs due jobs until none are due or the budget is spent.
+pub fn drain<S: Sql + ?Sized>(
+    sql: &S,
+    config: &DrainConfig,
+    clock: &dyn Fn() -> i64,
+    random: &mut dyn FnMut() -> u64,
+) -> Result<DrainReport, Error> {
+    let started = clock();
+    let lease = format!("w{:016x}", random());
+    let mut report = DrainReport::default();
+    loop {
+        let mut ran = 0;
+        for lane in Lane::ALL {
+            let now = clock();
+            let claimed = jobs::claim(
+                sql,
+                lane,
+                config.shares[lane as usize],
+                config.key_cap,
+                &lease,
+                config.lease_ms,
+                now,
+            )
+            .map_err(from_store)?;
+            for job in claimed {
+                ran += 1;
+                match run(sql, config, &job, clock) {
+                    Ok(Ran::Finished) => {
+                        report.done += 1;
+                        report
+                            .completed
+                            .push((lane.name().into(), job.kind.clone()));
+                    }
+                    Ok(Ran::Yielded) | Ok(Ran::LeaseLost) => {}
+                    Err(e) => {
+                        let now = clock();
+                        let jitter = (random() % 1000) as f64 / 1000.0;
+                        let retry_at = now + jobs::backoff_ms(job.attempts, jitter);
+                        let dead =
+                            jobs::fail(sql, &job, &e.to_string(), retry_at, config.hold_ms, now)
+                                .map_err(from_store)?;
+                        if dead {
+                            eprintln!(
+                                "courier: job {} dead-lettered after {} attempts: {e}",
+                                job.id, job.attempts
+                            );
+                            report.dead_lettered += 1;
+                        } else {
+                            eprintln!(
+                                "courier: job {} failed (attempt {}), retrying: {e}",
+                                job.id, job.attempts
+                            );
+                            report.retried += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if ran == 0 || clock() - started >= config.budget_ms {
+            break;
+        }
+    }
+    let now = clock();
+    report.remaining = jobs::due_count(sql, now).map_err(from_store)? as u64;
+    report.dead = jobs::counts(sql).map_err(from_store)?.1 as u64;
+    Ok(report)
+}
+
+fn run<S: Sql + ?Sized>(
+    sql: &S,
+    config: &DrainConfig,
+    job: &Claimed,
+    clock: &dyn Fn() -> i64,
+) -> Result<Ran, StoreError> {
+    let slice_end = clock() + config.slice_ms;
+    match job.kind.as_str() {
+        fanout::KIND => {
+            let mut job = job.clone();
+            loop {
+                let (step, progress) = fanout::step(sql, &job, config.chunk, clock())?;
+                match step {
+                    fanout::Step::Done => return Ok(Ran::Finished),
+                    fanout::Step::LeaseLost => return Ok(Ran::LeaseLost),
+                    fanout::Step::Wrote { .. } => {
+                        job.payload = serde_json::to_string(&progress)
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        if clock() >= slice_end {
+                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
+                            return Ok(Ran::Yielded);
+                        }
+                    }
+                }
+            }
+        }
+        recall::KIND => {
+            let mut job = job.clone();
+            loop {
+                match recall::step(sql, &job, config.chunk, clock())? {
+                    None => return Ok(Ran::LeaseLost),
+                    Some(true) => return Ok(Ran::Finished),
+                    Some(false) => {
+                        job.payload = current_payload(sql, &job)?;
+                        if clock() >= slice_end {
+                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
+                            return Ok(Ran::Yielded);
+                        }
+                    }
+                }
+            }
+        }
+        receipts::KIND => match receipts::run_job(sql, job, clock())? {
+            None => Ok(Ran::LeaseLost),
+            Some(_) => Ok(Ran::Finished),
+        },
+        other => Err(StoreError::Invalid(format!("unknown job kind {other}"))),
+    }
+}
+
+fn current_payload<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<String, StoreError> {
+    Ok(sql
+        .query_row(
+            "SELECT payload FROM jobs WHERE id = ?",
+            &[job.id.as_str().into()],
+        )?
+        .and_then(|r| r.into_iter().next())
+        .and_then(|v| v.into_string())
+        .unwrap_or_else(|| job.payload.clone()))
+}

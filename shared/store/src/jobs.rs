@@ -1,0 +1,281 @@
+//! The durable queue: jobs written in the same transaction as the data they follow,
+//! claimed with a lease (a crashed worker's jobs come back when it expires), run in
+//! their own transactions that re-check the lease, retried with backoff, and
+//! dead-lettered after the hold time.
+//!
+//! Exactly-once effect: a job's work and the job's own update (advance, complete)
+//! commit in one transaction, guarded by [`check_lease`]; a worker that lost its
+//! lease changes nothing.
+
+use crate::error::StoreError;
+use crate::sql::{Sql, SqlValue, params_list};
+
+/// Priority lanes: each drain gives every lane its own share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lane {
+    /// 1:1 and groups under 100 members; receipts.
+    High = 0,
+    /// Groups under 2,000 members, API/app messages.
+    Medium = 1,
+    /// Larger groups, control.
+    Low = 2,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::High, Lane::Medium, Lane::Low];
+
+    /// The lane of work for a group of `members`.
+    pub fn for_group(members: i64) -> Lane {
+        match members {
+            m if m < 100 => Lane::High,
+            m if m < 2000 => Lane::Medium,
+            _ => Lane::Low,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::High => "high",
+            Lane::Medium => "medium",
+            Lane::Low => "low",
+        }
+    }
+}
+
+/// A job to enqueue. Enqueuing an `id` that is already queued coalesces: the job
+/// keeps its place (or moves earlier) and its generation is bumped.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub lane: Lane,
+    pub kind: &'a str,
+    /// Concurrency key (a group or a sender): at most `cap` leases at once per key.
+    pub key: Option<&'a str>,
+    pub payload: &'a str,
+    pub run_at: i64,
+}
+
+pub fn enqueue<S: Sql + ?Sized>(sql: &S, job: &NewJob<'_>, now: i64) -> Result<(), StoreError> {
+    sql.execute(
+        "INSERT INTO jobs (id, lane, kind, key, payload, run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+           generation = jobs.generation + 1,
+           run_at = CASE WHEN excluded.run_at < jobs.run_at THEN excluded.run_at ELSE jobs.run_at END,
+           state = 'ready'",
+        &[
+            job.id.into(),
+            (job.lane as i64).into(),
+            job.kind.into(),
+            job.key.into(),
+            job.payload.into(),
+            job.run_at.into(),
+            now.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A job this worker holds a lease on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: String,
+    pub lane: Lane,
+    pub kind: String,
+    pub key: Option<String>,
+    pub payload: String,
+    pub attempts: i64,
+    pub first_at: i64,
+    pub generation: i64,
+    pub lease: String,
+}
+
+/// Claims up to `limit` due jobs of `lane` with a lease until `now + lease_ms`,
+/// never letting one key hold more than `key_cap` leases at once. Runs in its own
+/// write transaction.
+pub fn claim<S: Sql + ?Sized>(
+    sql: &S,
+    lane: Lane,
+    limit: usize,
+    key_cap: i64,
+    lease: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    crate::sql::write_tx(sql, |sql| {
+        let rows = sql.query(
+            "SELECT id, kind, key, payload, attempts, first_at, generation,
+               (SELECT count(*) FROM jobs busy WHERE busy.key = jobs.key AND busy.locked_until > ?)
+             FROM jobs
+             WHERE state = 'ready' AND lane = ? AND run_at <= ? AND locked_until <= ?
+             ORDER BY run_at, id LIMIT ?",
+            &[
+                now.into(),
+                (lane as i64).into(),
+                now.into(),
+                now.into(),
+                ((limit * 4) as i64).into(),
+            ],
+        )?;
+        let mut claimed: Vec<Claimed> = Vec::new();
+        let mut taken: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for row in rows {
+            if claimed.len() >= limit {
+                break;
+            }
+            let mut cols = row.into_iter();
+            let mut next = || cols.next().unwrap_or(SqlValue::Null);
+            let id = next().into_string().unwrap_or_default();
+            let kind = next().into_string().unwrap_or_default();
+            let key = next().into_string();
+            let payload = next().into_string().unwrap_or_default();
+            let attempts = next().as_i64().unwrap_or(0);
+            let first_at = next().as_i64().unwrap_or(now);
+            let generation = next().as_i64().unwrap_or(0);
+            let busy = next().as_i64().unwrap_or(0);
+            if let Some(key) = &key {
+                let count = taken.entry(key.clone()).or_insert(busy);
+                if *count >= key_cap {
+                    continue;
+                }
+                *count += 1;
+            }
+            claimed.push(Claimed {
+                id,
+                lane,
+                kind,
+                key,
+                payload,
+                attempts: attempts + 1,
+                first_at,
+                generation,
+                lease: lease.to_string(),
+            });
+        }
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        let mut params: Vec<SqlValue> = vec![(now + lease_ms).into(), lease.into(), now.into()];
+        params.extend(claimed.iter().map(|c| SqlValue::from(c.id.as_str())));
+        sql.execute(
+            &format!(
+                "UPDATE jobs SET locked_until = ?, lease = ?, attempts = attempts + 1,
+                   first_at = COALESCE(first_at, ?)
+                 WHERE id IN ({})",
+                params_list(claimed.len())
+            ),
+            &params,
+        )?;
+        Ok(claimed)
+    })
+}
+
+/// Inside a job's work transaction: whether this worker still holds the lease.
+/// Work done without it must be rolled back.
+pub fn check_lease<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<bool, StoreError> {
+    Ok(sql
+        .query_row(
+            "SELECT 1 FROM jobs WHERE id = ? AND lease = ? AND state = 'ready'",
+            &[job.id.as_str().into(), job.lease.as_str().into()],
+        )?
+        .is_some())
+}
+
+/// Inside the work transaction: records progress (a new payload) and keeps the job.
+/// `release` gives the lease back so the job runs again at once (used to yield).
+pub fn advance<S: Sql + ?Sized>(
+    sql: &S,
+    job: &Claimed,
+    payload: &str,
+    release_at: Option<i64>,
+) -> Result<(), StoreError> {
+    match release_at {
+        Some(at) => sql.execute(
+            "UPDATE jobs SET payload = ?, locked_until = 0, lease = NULL, run_at = ?, attempts = 0, first_at = NULL
+             WHERE id = ? AND lease = ?",
+            &[payload.into(), at.into(), job.id.as_str().into(), job.lease.as_str().into()],
+        )?,
+        None => sql.execute(
+            "UPDATE jobs SET payload = ? WHERE id = ? AND lease = ?",
+            &[payload.into(), job.id.as_str().into(), job.lease.as_str().into()],
+        )?,
+    }
+    Ok(())
+}
+
+/// Inside the work transaction: the job is done. If it was enqueued again since it
+/// was claimed (a newer generation), it stays queued for another run instead.
+pub fn complete<S: Sql + ?Sized>(sql: &S, job: &Claimed, now: i64) -> Result<(), StoreError> {
+    let generation = sql.query_i64(
+        "SELECT generation FROM jobs WHERE id = ?",
+        &[job.id.as_str().into()],
+    )?;
+    if generation == Some(job.generation) {
+        sql.execute(
+            "DELETE FROM jobs WHERE id = ? AND lease = ?",
+            &[job.id.as_str().into(), job.lease.as_str().into()],
+        )?;
+    } else {
+        sql.execute(
+            "UPDATE jobs SET locked_until = 0, lease = NULL, run_at = ?, attempts = 0, first_at = NULL
+             WHERE id = ? AND lease = ?",
+            &[now.into(), job.id.as_str().into(), job.lease.as_str().into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// After a failed run (outside any transaction): retry at `retry_at`, or dead-letter
+/// the job if it has been failing since longer than `hold_ms`. Returns whether it
+/// was dead-lettered.
+pub fn fail<S: Sql + ?Sized>(
+    sql: &S,
+    job: &Claimed,
+    error: &str,
+    retry_at: i64,
+    hold_ms: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let dead = now - job.first_at >= hold_ms;
+    sql.execute(
+        "UPDATE jobs SET locked_until = 0, lease = NULL, run_at = ?, last_error = ?, state = ?
+         WHERE id = ? AND lease = ?",
+        &[
+            retry_at.into(),
+            error.into(),
+            if dead { "dead" } else { "ready" }.into(),
+            job.id.as_str().into(),
+            job.lease.as_str().into(),
+        ],
+    )?;
+    Ok(dead)
+}
+
+/// Jobs that are due now (ready, run_at passed, not leased).
+pub fn due_count<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, StoreError> {
+    Ok(sql
+        .query_i64(
+            "SELECT count(*) FROM jobs WHERE state = 'ready' AND run_at <= ? AND locked_until <= ?",
+            &[now.into(), now.into()],
+        )?
+        .unwrap_or(0))
+}
+
+/// Counts by state: `(ready, dead)`.
+pub fn counts<S: Sql + ?Sized>(sql: &S) -> Result<(i64, i64), StoreError> {
+    let ready = sql
+        .query_i64("SELECT count(*) FROM jobs WHERE state = 'ready'", &[])?
+        .unwrap_or(0);
+    let dead = sql
+        .query_i64("SELECT count(*) FROM jobs WHERE state = 'dead'", &[])?
+        .unwrap_or(0);
+    Ok((ready, dead))
+}
+
+/// Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 minutes, then a
+/// random 0–50 % added (`jitter` in 0..=1) so retries of many jobs spread out.
+pub fn backoff_ms(attempts: i64, jitter: f64) -> i64 {
+    let base = 1000i64
+        .saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1))
+        .min(300_000);
+    base + (base as f64 * 0.5 * jitter.clamp(0.0, 1.0)) as i64
+}
