@@ -89,7 +89,8 @@ fn response(sent: Sent) -> Result<SendResponse, Error> {
 /// - 201 with the new message's ids and the sender's seq; `status` `sent`, or
 ///   `accepted` for groups over `inline_fanout_max` (members get it through the queue).
 /// - A repeated `client_msg_id` with the same content → 200 with the identical body,
-///   nothing written; with other content (or another recipient) → 409.
+///   nothing written, even if the sender may no longer message the recipient; with
+///   other content (or another recipient) → 409.
 /// - No relation / not a member → 403; unknown recipient → 404; over the rate → 429.
 pub fn send<S: Sql + ?Sized>(
     sql: &S,
@@ -101,9 +102,18 @@ pub fn send<S: Sql + ?Sized>(
 ) -> Result<Reply, Error> {
     let req: SendRequest = parse_request(raw, config)?;
     let conv = req.to.conv(&caller.user);
-    let recipients = authorize(sql, config, caller, &req.to)?;
     let content = req.content.canonical_json();
     let fingerprint = fingerprint(&conv, &content);
+    // A retry gets the stored answer before the checks, which may say otherwise by now
+    // (the relation or membership ended). The transaction looks again, for retries
+    // that race the first send.
+    let (sender, client_msg_id) = (caller.user.as_str(), req.client_msg_id.as_str());
+    if let Some(sent) =
+        messages::find_sent(sql, sender, client_msg_id, &fingerprint).map_err(from_store)?
+    {
+        return Ok((200, body(&response(sent)?)));
+    }
+    let recipients = authorize(sql, config, caller, &req.to)?;
     let msg_id = MsgId::generate(now, random);
     let (rate, burst) = (config.rate_per_user_per_sec, config.rate_burst);
     let limiter = move |bucket: Option<(f64, i64)>| {

@@ -1,0 +1,376 @@
+//! The queue, the worker and the features built on them, on real SQLite with a fake
+//! clock: large-group fan-out, merged inserts, leases, retries and dead letters,
+//! lanes, receipts under concurrency, recall.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::cell::Cell;
+use std::path::PathBuf;
+
+use courier_core::auth::{Identity, Role};
+use courier_core::{Config, DeviceId, UserId};
+use courier_messaging::worker::{DrainConfig, DrainReport, drain};
+use courier_messaging::{recall, receipts, send};
+use courier_store::jobs::{self, Lane, NewJob};
+use courier_store::native::NativeSqlite;
+use courier_store::sql::Sql;
+use courier_store::{directory, reads, schema};
+use serde_json::{Value, json};
+
+fn who(uid: &str) -> Identity {
+    Identity {
+        user: UserId::parse(uid).unwrap(),
+        device: DeviceId::default_device(),
+        role: Role::User,
+        expires_at_secs: u64::MAX / 2,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        inline_fanout_max: 10,
+        rate_per_user_per_sec: 1_000_000,
+        rate_burst: 1_000_000,
+        ..Config::default()
+    }
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("courier-queue-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("db.sqlite")
+}
+
+fn setup(db: &impl Sql, members: usize) -> Vec<String> {
+    schema::migrate(db).unwrap();
+    let uids: Vec<String> = (0..members).map(|i| format!("u{i:05}")).collect();
+    for uid in &uids {
+        directory::put_user(db, uid, uid, "acme", 0).unwrap();
+    }
+    let policy = directory::ControlPolicy { max_members: 0 };
+    directory::put_group(db, "big", "Big", &uids[0], &uids, policy, 0).unwrap();
+    uids
+}
+
+fn send_text(db: &impl Sql, from: &str, to: Value, cmid: &str, now: i64) -> Value {
+    let body =
+        json!({ "client_msg_id": cmid, "to": to, "content": { "type": "text", "text": cmid } });
+    let random = cmid.bytes().fold(now as u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    let (status, reply) = send::send(
+        db,
+        &config(),
+        &who(from),
+        body.to_string().as_bytes(),
+        now,
+        random,
+    )
+    .unwrap();
+    assert!(status == 201 || status == 200, "{status} {reply}");
+    reply
+}
+
+fn run_drain(db: &impl Sql, now: i64) -> DrainReport {
+    let clock = || now;
+    let mut n = 0u64;
+    let mut random = || {
+        n += 1;
+        n
+    };
+    drain(
+        db,
+        &DrainConfig {
+            chunk: 7,
+            ..DrainConfig::default()
+        },
+        &clock,
+        &mut random,
+    )
+    .unwrap()
+}
+
+fn message_ids(db: &impl Sql, uid: &str) -> Vec<String> {
+    reads::sync_page(db, uid, 0, 10_000)
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter(|e| e.kind == "message")
+        .filter_map(|e| e.msg_id)
+        .collect()
+}
+
+fn assert_dense(db: &impl Sql, uid: &str) {
+    let page = reads::sync_page(db, uid, 0, 100_000).unwrap();
+    let seqs: Vec<i64> = page.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=page.head).collect::<Vec<_>>(),
+        "{uid}: dense seqs"
+    );
+}
+
+#[test]
+fn large_group_message_reaches_every_member_once_through_the_queue_in_send_order() {
+    let db = NativeSqlite::memory().unwrap();
+    let uids = setup(&db, 40);
+    let first = send_text(&db, &uids[3], json!({ "group": "big" }), "one", 10);
+    assert_eq!(first["status"], "accepted");
+    let second = send_text(&db, &uids[5], json!({ "group": "big" }), "two", 11);
+    assert_eq!(
+        message_ids(&db, &uids[3]),
+        [first["msg_id"].as_str().unwrap()],
+        "the sender has it at once"
+    );
+    assert!(message_ids(&db, &uids[9]).is_empty());
+    let report = run_drain(&db, 20);
+    assert_eq!(
+        (report.done, report.remaining),
+        (1, 0),
+        "one coalesced job for the group"
+    );
+    let expected = [
+        first["msg_id"].as_str().unwrap(),
+        second["msg_id"].as_str().unwrap(),
+    ];
+    for uid in &uids {
+        let mut got = message_ids(&db, uid);
+        if uid != &uids[5] {
+            assert_eq!(got, expected, "{uid}: each message once, in send order");
+        }
+        // A sender has its own message at once, before earlier ones still in the queue.
+        got.sort();
+        assert_eq!(got, expected, "{uid}: each message once");
+        assert_dense(&db, uid);
+    }
+    let convs = reads::conversations(&db, &uids[9], 10).unwrap();
+    assert_eq!((convs[0].conv.as_str(), convs[0].unread), ("g:big", 2));
+}
+
+#[test]
+fn a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates() {
+    let db = NativeSqlite::memory().unwrap();
+    let uids = setup(&db, 30);
+    send_text(&db, &uids[0], json!({ "group": "big" }), "m", 10);
+    // A worker claims the job, writes one chunk, and dies.
+    let claimed = jobs::claim(&db, Lane::High, 1, 5, "dead-worker", 30_000, 20).unwrap();
+    let (step, _) = courier_store::fanout::step(&db, &claimed[0], 7, 20).unwrap();
+    assert!(matches!(step, courier_store::fanout::Step::Wrote { .. }));
+    // While the lease holds, nobody else takes the job.
+    assert_eq!(run_drain(&db, 1_000).done, 0);
+    // After it expires, another worker finishes it; the dead worker can write nothing.
+    let report = run_drain(&db, 31_000);
+    assert_eq!(report.done, 1);
+    let (late, _) = courier_store::fanout::step(&db, &claimed[0], 7, 31_001).unwrap();
+    assert_eq!(late, courier_store::fanout::Step::LeaseLost);
+    for uid in &uids {
+        assert_eq!(message_ids(&db, uid).len(), 1, "{uid}");
+        assert_dense(&db, uid);
+    }
+}
+
+#[test]
+fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
+    let db = NativeSqlite::memory().unwrap();
+    schema::migrate(&db).unwrap();
+    let job = NewJob {
+        id: "bad",
+        lane: Lane::High,
+        kind: "no-such-kind",
+        key: None,
+        payload: "{}",
+        run_at: 0,
+    };
+    jobs::enqueue(&db, &job, 0).unwrap();
+    let first = run_drain(&db, 0);
+    assert_eq!((first.done, first.retried, first.remaining), (0, 1, 0));
+    let run_at = |db: &NativeSqlite| {
+        db.query_i64("SELECT run_at FROM jobs WHERE id = 'bad'", &[])
+            .unwrap()
+            .unwrap()
+    };
+    let first_retry = run_at(&db);
+    assert!(
+        (1_000..=1_500).contains(&first_retry),
+        "1 s plus up to 50 % jitter: {first_retry}"
+    );
+    assert_eq!(
+        run_drain(&db, first_retry - 1).retried,
+        0,
+        "not due before its time"
+    );
+    run_drain(&db, first_retry);
+    let second_retry = run_at(&db);
+    assert!(second_retry - first_retry >= 2_000, "backoff grows");
+    let mut now = second_retry;
+    let mut dead_lettered = 0;
+    while dead_lettered == 0 {
+        now = run_at(&db).max(now);
+        dead_lettered = run_drain(&db, now).dead_lettered;
+        assert!(now < 40 * 60 * 1000, "must give up within the hold");
+    }
+    assert!(
+        now >= 30 * 60 * 1000,
+        "held 30 minutes from the first attempt"
+    );
+    let state = db
+        .query_row("SELECT state, last_error FROM jobs WHERE id = 'bad'", &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(state[0].as_str(), Some("dead"), "kept for inspection");
+    assert!(state[1].as_str().unwrap().contains("unknown job kind"));
+    assert_eq!(run_drain(&db, now + 3_600_000).dead, 1);
+}
+
+#[test]
+fn high_lane_work_completes_before_a_low_lane_backlog() {
+    let db = NativeSqlite::memory().unwrap();
+    let uids = setup(&db, 3000);
+    for i in 0..3 {
+        send_text(
+            &db,
+            &uids[i],
+            json!({ "group": "big" }),
+            &format!("flood{i}"),
+            10,
+        );
+    }
+    // A 1:1 conversation's receipt: high-lane work queued after the flood.
+    let dm = send_text(&db, &uids[1], json!({ "user": uids[2] }), "dm", 11);
+    let body = json!({ "msg_ids": [dm["msg_id"]] }).to_string();
+    receipts::mark_read(&db, &config(), &who(&uids[2]), body.as_bytes(), 12).unwrap();
+    let clock = Cell::new(20i64);
+    let tick = || {
+        clock.set(clock.get() + 1);
+        clock.get()
+    };
+    let mut random = || 7u64;
+    let config = DrainConfig {
+        chunk: 100,
+        slice_ms: 3,
+        ..DrainConfig::default()
+    };
+    let report = drain(&db, &config, &tick, &mut random).unwrap();
+    let order: Vec<&str> = report
+        .completed
+        .iter()
+        .map(|(lane, _)| lane.as_str())
+        .collect();
+    assert_eq!(order.first(), Some(&"high"), "completion order: {order:?}");
+    assert!(order.contains(&"low"));
+}
+
+#[test]
+fn two_hundred_concurrent_readers_are_all_counted() {
+    let path = temp_db("readers");
+    let uids = {
+        let db = NativeSqlite::open(&path).unwrap();
+        setup(&db, 201)
+    };
+    let msg = {
+        let db = NativeSqlite::open(&path).unwrap();
+        let reply = send_text(&db, &uids[0], json!({ "group": "big" }), "read-me", 10);
+        while run_drain(&db, 20).remaining > 0 {}
+        reply["msg_id"].as_str().unwrap().to_string()
+    };
+    let threads: Vec<_> = uids[1..]
+        .chunks(25)
+        .map(|readers| {
+            let (path, readers, msg) = (path.clone(), readers.to_vec(), msg.clone());
+            std::thread::spawn(move || {
+                let db = NativeSqlite::open(&path).unwrap();
+                for reader in readers {
+                    let body = json!({ "msg_ids": [msg] }).to_string();
+                    let (status, reply) =
+                        receipts::mark_read(&db, &config(), &who(&reader), body.as_bytes(), 30)
+                            .unwrap();
+                    assert_eq!((status, reply["read"].as_array().unwrap().len()), (200, 1));
+                    // Drains run concurrently with the readers.
+                    run_drain(&db, 31);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let db = NativeSqlite::open(&path).unwrap();
+    while run_drain(&db, 40).remaining > 0 {}
+    let page = reads::sync_page(&db, &uids[0], 0, 10_000).unwrap();
+    let last = page
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == "receipt")
+        .expect("a receipt entry");
+    let data: Value = serde_json::from_str(last.data.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (data["read_count"].as_i64(), data["unread_count"].as_i64()),
+        (Some(200), Some(0))
+    );
+    let (_, view) = receipts::readers(&db, &who(&uids[0]), &msg).unwrap();
+    assert_eq!(view["read"].as_array().unwrap().len(), 200);
+    assert_eq!(view["unread"].as_array().unwrap().len(), 0);
+    assert_dense(&db, &uids[0]);
+}
+
+#[test]
+fn recall_is_sender_only_within_the_window_and_idempotent() {
+    let db = NativeSqlite::memory().unwrap();
+    let uids = setup(&db, 3);
+    let reply = send_text(&db, &uids[0], json!({ "user": uids[1] }), "oops", 1_000);
+    let msg = reply["msg_id"].as_str().unwrap();
+    let cfg = Config {
+        recall_window_secs: 60,
+        ..config()
+    };
+    let err = recall::recall(&db, &cfg, &who(&uids[1]), msg, 2_000).unwrap_err();
+    assert_eq!(err.status(), 403);
+    let late = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 60_001).unwrap_err();
+    assert_eq!(late.code(), "recall_window_expired");
+    let (status, _) = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 60_000).unwrap();
+    assert_eq!(status, 200, "the window end is inclusive");
+    let again = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 90_000).unwrap();
+    assert_eq!(again.0, 200, "a repeat succeeds, even after the window");
+    for uid in &uids[..2] {
+        let page = reads::sync_page(&db, uid, 0, 100).unwrap();
+        let kinds: Vec<&str> = page.entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "recall").count(),
+            1,
+            "{uid}: one recall entry: {kinds:?}"
+        );
+        let original = page.entries.iter().find(|e| e.kind == "message").unwrap();
+        assert!(
+            original.recalled && original.content.is_none(),
+            "content erased"
+        );
+    }
+}
+
+#[test]
+fn recall_of_a_large_group_message_reaches_every_holder_through_the_queue() {
+    let db = NativeSqlite::memory().unwrap();
+    let uids = setup(&db, 50);
+    let reply = send_text(&db, &uids[0], json!({ "group": "big" }), "oops", 1_000);
+    while run_drain(&db, 1_001).remaining > 0 {}
+    recall::recall(
+        &db,
+        &config(),
+        &who(&uids[0]),
+        reply["msg_id"].as_str().unwrap(),
+        2_000,
+    )
+    .unwrap();
+    while run_drain(&db, 2_001).remaining > 0 {}
+    for uid in &uids {
+        let page = reads::sync_page(&db, uid, 0, 100).unwrap();
+        assert_eq!(
+            page.entries.iter().filter(|e| e.kind == "recall").count(),
+            1,
+            "{uid}"
+        );
+        assert_dense(&db, uid);
+    }
+}
