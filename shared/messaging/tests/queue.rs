@@ -227,10 +227,10 @@ fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
 fn high_lane_work_completes_before_a_low_lane_backlog() {
     let db = NativeSqlite::memory().unwrap();
     let uids = setup(&db, 3000);
-    for i in 0..3 {
+    for (i, sender) in uids.iter().take(3).enumerate() {
         send_text(
             &db,
-            &uids[i],
+            sender,
             json!({ "group": "big" }),
             &format!("flood{i}"),
             10,
