@@ -53,6 +53,9 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if let Some(cap) = variable("group_job_concurrency").and_then(|v| v.parse().ok()) {
         config.key_cap = cap;
     }
+    if let Some(chunk) = variable("fanout_chunk").and_then(|v| v.parse().ok()).filter(|c| *c > 0) {
+        config.chunk = chunk;
+    }
     let db = store()?;
     let mut random = || random_u64().unwrap_or_default();
     let report = run_drain(&db, &config, &now_ms, &mut random)?;
