@@ -73,11 +73,7 @@ fn without_secrets_development_secrets_are_generated_once() {
     let secrets = std::fs::read_to_string(gw.data.path().join("dev-secrets.json")).unwrap();
     let secrets: serde_json::Value = serde_json::from_str(&secrets).unwrap();
     assert_eq!(secrets["jwt_secret"].as_str().unwrap().len(), 64);
-    assert!(
-        gw.log()
-            .iter()
-            .any(|l| l.contains("generated development secrets"))
-    );
+    assert!(gw.wait_for_log("generated development secrets"));
 }
 
 #[test]
@@ -136,7 +132,17 @@ fn metrics_count_requests_by_component_and_status() {
         get(&gw.url("/healthz"));
     }
     get(&gw.url("/nowhere"));
-    let metrics = get(&gw.url("/metrics"));
+    // The queue drainer runs the worker now and then; wait for it to be idle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = get(&gw.url("/metrics"));
+        if metrics.body.contains("courier_instances_in_use 0")
+            || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(metrics.status, 200);
     assert!(
         metrics
@@ -166,7 +172,7 @@ fn logs_carry_request_fields_and_never_the_token() {
         &[("authorization", token)],
         None,
     );
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.wait_for_log("path=\"/healthz\""));
     let log = gw.log().join("\n");
     let line = log
         .lines()

@@ -80,6 +80,7 @@ pub struct Gateway {
     pub child: Child,
     pub data: tempfile::TempDir,
     stderr: mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl Gateway {
@@ -89,7 +90,16 @@ impl Gateway {
     }
 
     pub fn start_with(manifest: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
+        Self::start_in(manifest, tempfile::tempdir().expect("temp dir"), env, args)
+    }
+
+    /// Starts a gateway on an existing data directory (a restart after a crash).
+    pub fn start_in(
+        manifest: &str,
+        data: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let manifest = prepared_manifest(manifest, data.path());
         let mut child = courier_command(&manifest, data.path(), env, args)
             .spawn()
@@ -125,6 +135,7 @@ impl Gateway {
             child,
             data,
             stderr: err_rx,
+            seen: Default::default(),
         }
     }
 
@@ -132,9 +143,28 @@ impl Gateway {
         format!("{}{path}", self.base)
     }
 
+    /// Takes the data directory out (to restart on it); the gateway keeps a fresh one.
+    pub fn take_data(&mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"))
+    }
+
     /// The gateway's log lines so far.
     pub fn log(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.stderr.try_iter());
+        seen.clone()
+    }
+
+    /// Waits up to 5 s for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if self.log().iter().any(|l| l.contains(text)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 }
 

@@ -144,11 +144,7 @@ fn outbound_http_is_allowed_only_to_listed_hosts() {
             .contains("HttpRequestDenied"),
         "{https}"
     );
-    assert!(
-        gw.log()
-            .iter()
-            .any(|l| l.contains("outbound request denied"))
-    );
+    assert!(gw.wait_for_log("outbound request denied"));
 }
 
 #[test]

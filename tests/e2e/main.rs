@@ -2,12 +2,30 @@
 //!
 //! # Layout
 //! - `harness`: builds the components, starts gateways on port 0, HTTP helpers.
+//! - `client`: the API as the tests use it — tokens, directory set-up, request bodies,
+//!   a user's stream, and the "a failed request changed nothing" check.
 //! - `gateway`: start-up, routing, errors, limits, metrics, shutdown (courier's spin.toml).
 //! - `host_interfaces`: every sqlite/key-value/variables function and outbound HTTP,
 //!   through the host-probe test guest (tests/fixtures/probe.toml).
+//! - `directory`: users, groups, members, relations (admin token) and their refusals.
+//! - `messaging`: `POST /v1/messages` — delivery, idempotency under concurrency, dense
+//!   seqs, `sent` vs `accepted`.
+//! - `send_refusals`: sends refused for their body, size, relation, recipient or rate,
+//!   writing nothing.
+//! - `sync`: sync and long-poll, several devices, acks, conversations, history.
+//! - `routes`: what every API route shares — token checks (401), CORS, 405 and 404.
+//! - `queue`: a 10,000-member fan-out across a SIGKILL; receipts and recall through
+//!   the worker; the drain route's secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod client;
+mod directory;
 mod gateway;
 mod harness;
 mod host_interfaces;
+mod messaging;
+mod queue;
+mod routes;
+mod send_refusals;
+mod sync;

@@ -42,7 +42,8 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 ///
 /// # `GET /v1/conversations/{conv}/messages?before=<seq>&limit=<n>`
 /// The caller's message entries of one conversation, newest first → 200
-/// `{"entries", "more"}`; a conversation id the caller is not part of → 400.
+/// `{"entries", "more"}`; a direct conversation id without the caller → 400; a
+/// group the caller never received anything from → an empty page.
 #[http_component]
 fn sync(req: Request) -> Response {
     serve(req, handle)
@@ -69,8 +70,11 @@ fn handle(req: &Request) -> Result<Response, Error> {
         Route::Sync => {
             let query = SyncQuery::parse(req.query())?;
             let config = config()?;
+            // The first pass refuses an unknown user or `after` beyond the head; only
+            // then is the device marked online, so a refused sync changes nothing.
+            let first = reads::sync_once(&db, &caller, &query)?;
             reads::touch(&db, &config, &caller, now)?;
-            Ok(ok(&long_poll(&db, &caller, &query)?))
+            Ok(ok(&long_poll(&db, &caller, &query, first)?))
         }
         Route::Conversations => Ok(ok(&reads::conversations(&db, &caller)?)),
         Route::History(conv) => {
@@ -86,11 +90,15 @@ enum Route {
     History(String),
 }
 
-/// Answers at once when there is something after `after`; otherwise waits for the
-/// head to move (cheap reads) until `wait` passes.
-fn long_poll(db: &SpinSqlite, caller: &Identity, query: &SyncQuery) -> Result<SyncResponse, Error> {
+/// Answers `page` (the first pass) at once when it has entries; otherwise waits for
+/// the head to move (cheap reads) until `wait` passes.
+fn long_poll(
+    db: &SpinSqlite,
+    caller: &Identity,
+    query: &SyncQuery,
+    page: SyncResponse,
+) -> Result<SyncResponse, Error> {
     let started = Instant::now();
-    let page = reads::sync_once(db, caller, query)?;
     if !page.entries.is_empty() || query.wait_secs == 0 {
         return Ok(page);
     }

@@ -53,7 +53,10 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if let Some(cap) = variable("group_job_concurrency").and_then(|v| v.parse().ok()) {
         config.key_cap = cap;
     }
-    if let Some(chunk) = variable("fanout_chunk").and_then(|v| v.parse().ok()).filter(|c| *c > 0) {
+    if let Some(chunk) = variable("fanout_chunk")
+        .and_then(|v| v.parse().ok())
+        .filter(|c| *c > 0)
+    {
         config.chunk = chunk;
     }
     let db = store()?;

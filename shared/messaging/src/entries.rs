@@ -53,6 +53,10 @@ pub fn to_entry(stored: StoredEntry) -> Result<Entry, Error> {
             if let Some(conv) = &stored.conv {
                 data.entry("conv").or_insert_with(|| conv.clone().into());
             }
+            if let Some(msg_id) = &stored.msg_id {
+                data.entry("msg_id")
+                    .or_insert_with(|| msg_id.clone().into());
+            }
             let body: EntryBody = serde_json::from_value(serde_json::Value::Object(data))
                 .map_err(|e| corrupt(&format!("{kind} fields ({e})"), seq))?;
             body
