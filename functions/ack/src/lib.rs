@@ -9,7 +9,7 @@
 )]
 
 use courier_core::Error;
-use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::env::{Ctx, context};
 use courier_spin::http::{reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -27,10 +27,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if *req.method() != Method::Post {
         return Err(Error::MethodNotAllowed);
     }
-    let now = now_ms();
-    let caller = identity(req, now)?;
-    let config = config()?;
-    let db = store()?;
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
     Ok(reply(courier_messaging::ack::ack(
         &db,
         &config,

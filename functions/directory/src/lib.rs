@@ -11,7 +11,7 @@
 
 use courier_core::Error;
 use courier_messaging::directory as service;
-use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::env::{Ctx, context};
 use courier_spin::http::{reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -38,7 +38,6 @@ fn directory(req: Request) -> Response {
 }
 
 fn handle(req: &Request) -> Result<Response, Error> {
-    let now = now_ms();
     let path = req.path();
     let method = req.method().clone();
     let route = if let Some(rest) = segments(path, "/v1/users") {
@@ -61,9 +60,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if !allowed.contains(&method) {
         return Err(Error::MethodNotAllowed);
     }
-    let caller = identity(req, now)?;
-    let config = config()?;
-    let db = store()?;
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
     let body = req.body();
     let result = match (route, method) {
         (Route::User(rest), _) => service::put_user(&db, &config, &caller, rest[0], body, now),

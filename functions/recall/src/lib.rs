@@ -9,7 +9,7 @@
 )]
 
 use courier_core::Error;
-use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::env::{Ctx, context};
 use courier_spin::http::{queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -32,9 +32,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if *req.method() != Method::Post {
         return Err(Error::MethodNotAllowed);
     }
-    let now = now_ms();
-    let caller = identity(req, now)?;
-    let db = store()?;
-    let result = courier_messaging::recall::recall(&db, &config()?, &caller, msg_id, now)?;
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
+    let result = courier_messaging::recall::recall(&db, &config, &caller, msg_id, now)?;
     Ok(queued(reply(result)))
 }

@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_messaging::receipts;
-use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::env::{Ctx, context};
 use courier_spin::http::{queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -29,14 +29,17 @@ fn receipt(req: Request) -> Response {
 
 fn handle(req: &Request) -> Result<Response, Error> {
     let path = req.path();
-    let now = now_ms();
     if path == "/v1/receipts" {
         if *req.method() != Method::Post {
             return Err(Error::MethodNotAllowed);
         }
-        let caller = identity(req, now)?;
-        let db = store()?;
-        let result = receipts::mark_read(&db, &config()?, &caller, req.body(), now)?;
+        let Ctx {
+            now,
+            caller,
+            config,
+            db,
+        } = context(req)?;
+        let result = receipts::mark_read(&db, &config, &caller, req.body(), now)?;
         let marked = result.1["read"]
             .as_array()
             .is_some_and(|ids| !ids.is_empty());
@@ -48,8 +51,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
             if *req.method() != Method::Get {
                 return Err(Error::MethodNotAllowed);
             }
-            let caller = identity(req, now)?;
-            let db = store()?;
+            let Ctx { caller, db, .. } = context(req)?;
             Ok(reply(receipts::readers(&db, &caller, msg_id)?))
         }
         _ => Err(Error::NotFound(format!("no route for {path}"))),

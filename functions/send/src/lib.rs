@@ -9,7 +9,7 @@
 )]
 
 use courier_core::Error;
-use courier_spin::env::{config, identity, now_ms, random_u64, store};
+use courier_spin::env::{Ctx, context, random_u64};
 use courier_spin::http::{queued, reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -32,10 +32,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if *req.method() != Method::Post {
         return Err(Error::MethodNotAllowed);
     }
-    let now = now_ms();
-    let caller = identity(req, now)?;
-    let config = config()?;
-    let db = store()?;
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
     let result =
         courier_messaging::send::send(&db, &config, &caller, req.body(), now, random_u64()?)?;
     let accepted = result.1["status"] == "accepted";

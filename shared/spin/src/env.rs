@@ -43,3 +43,26 @@ pub fn identity(
 pub fn store() -> Result<crate::sqlite::SpinSqlite, Error> {
     crate::sqlite::SpinSqlite::open_default().map_err(courier_messaging::errors::from_sql)
 }
+
+/// What an authenticated API request needs: the time, the caller, the limits and
+/// the store — read in the order that makes a bad token fail before any store work.
+pub struct Ctx {
+    pub now: i64,
+    pub caller: courier_core::auth::Identity,
+    pub config: courier_core::Config,
+    pub db: crate::sqlite::SpinSqlite,
+}
+
+/// Authenticates the request and opens the store.
+pub fn context(req: &spin_sdk::http::Request) -> Result<Ctx, Error> {
+    let now = now_ms();
+    let caller = identity(req, now)?;
+    let config = config()?;
+    let db = store()?;
+    Ok(Ctx {
+        now,
+        caller,
+        config,
+        db,
+    })
+}
