@@ -16,7 +16,9 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: development JWTs.
 //! - [`up`]: `courier up` from flags to a serving app.
+//! - [`bench`]: `courier bench`: load against an in-process gateway, with baselines.
 
+pub mod bench;
 pub mod builder;
 pub mod drainer;
 pub mod host;

@@ -1,0 +1,320 @@
+//! `courier-bench`: benchmarks of the gateway, each against a native baseline
+//! measured in the same run, printed as ratios.
+//!
+//! `courier-bench healthz` serves `GET /healthz` from the `health` component through
+//! the in-process gateway and from a native hyper handler doing the same SQLite work,
+//! loads them alternately (native, wasm, native, wasm, …) from the same load
+//! generator, and then times instantiating the component alone.
+//!
+//! Each side runs on its own multi-threaded tokio runtime shaped like `courier up`'s
+//! (one worker a CPU, the default blocking pool), and the load generator on a third;
+//! only one side is under load at a time, so both see the same machine.
+//!
+//! # Layout
+//! - `main.rs`: the command line, the runs in order, and the report.
+//! - [`load`]: the closed-loop HTTP/1.1 load generator and its statistics.
+//! - [`native`]: the native baseline server.
+//! - [`gateway`]: building the component, starting the gateway, instantiation timing.
+//! - [`machine`]: machine facts and per-thread CPU accounting.
+
+mod gateway;
+mod load;
+mod machine;
+mod native;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tokio::runtime::Runtime;
+
+use crate::load::{Load, Outcome};
+use crate::machine::{GATEWAY_THREADS, LOAD_THREADS, Machine, NATIVE_THREADS};
+
+#[derive(Parser)]
+#[command(
+    name = "courier-bench",
+    about = "Benchmarks of the courier gateway against native baselines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// `GET /healthz` through the gateway (WASM) against a native hyper handler.
+    Healthz {
+        /// Measured seconds of each run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Unmeasured seconds at the start of each run.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Rounds; each round runs native, then WASM.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Measured instantiations of the component (after 500 unmeasured ones).
+        #[arg(long, default_value_t = 5000)]
+        instantiations: usize,
+        /// The Spin manifest (default: the workspace's `spin.toml`).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Do not build the `health` component first.
+        #[arg(long)]
+        no_build: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("courier-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Healthz {
+            duration,
+            connections,
+            warmup,
+            rounds,
+            instantiations,
+            manifest,
+            no_build,
+        } => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let workspace = std::path::absolute(workspace)?;
+            let manifest = manifest.unwrap_or_else(|| workspace.join("spin.toml"));
+            if !no_build {
+                eprintln!("building the health component…");
+                gateway::build_health(&workspace)?;
+            }
+            let load = Load {
+                path: "/healthz".into(),
+                connections,
+                warmup: Duration::from_secs(warmup),
+                duration: Duration::from_secs(duration),
+            };
+            healthz(&manifest, &load, rounds, instantiations)
+        }
+    }
+}
+
+/// A multi-threaded runtime like `courier up`'s, with named threads so CPU time can
+/// be told apart; idle blocking threads are kept so none takes its CPU time away.
+fn runtime(name: &str) -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .thread_keep_alive(Duration::from_secs(3600))
+        .build()
+        .with_context(|| format!("cannot start the {name} runtime"))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Native,
+    Wasm,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Native => "native",
+            Target::Wasm => "wasm",
+        }
+    }
+
+    fn threads(self) -> &'static str {
+        match self {
+            Target::Native => NATIVE_THREADS,
+            Target::Wasm => GATEWAY_THREADS,
+        }
+    }
+}
+
+fn healthz(manifest: &Path, load: &Load, rounds: u32, instantiations: usize) -> Result<()> {
+    let machine = Machine::read();
+    let load_rt = runtime(LOAD_THREADS)?;
+    let native_rt = runtime(NATIVE_THREADS)?;
+    let gateway_rt = runtime(GATEWAY_THREADS)?;
+    let data = tempfile::Builder::new()
+        .prefix("courier-bench-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+
+    let native_dir = data.path().join("native");
+    std::fs::create_dir_all(&native_dir)?;
+    let (native_addr, native_stop, native_serving) = native_rt.block_on(async {
+        let app = native::Native::open(&native_dir)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(native::serve(app, listener, async move {
+            let _ = stopped.await;
+        }));
+        anyhow::Ok((addr, stop, serving))
+    })?;
+    let gw = gateway_rt.block_on(gateway::Gateway::start(
+        manifest,
+        &data.path().join("gateway"),
+    ))?;
+    let addr = |target| match target {
+        Target::Native => native_addr,
+        Target::Wasm => gw.addr,
+    };
+    for target in [Target::Native, Target::Wasm] {
+        let status = load_rt.block_on(load::probe(addr(target), &load.path))?;
+        if status != hyper::StatusCode::OK {
+            bail!("{} answered {status} to GET {}", target.name(), load.path);
+        }
+    }
+
+    println!("courier-bench healthz");
+    println!(
+        "machine: {} CPUs, {}, {} RAM, Linux {}",
+        machine.cpus, machine.cpu_model, machine.memory, machine.kernel
+    );
+    println!("date:    {}", machine.date);
+    println!(
+        "load:    {} keep-alive connections, closed loop, {}s warm-up + {}s measured a run, {rounds} round(s)",
+        load.connections,
+        load.warmup.as_secs(),
+        load.duration.as_secs()
+    );
+    println!();
+    println!("{}", header());
+
+    let mut totals = [Outcome::default(), Outcome::default()];
+    for round in 1..=rounds {
+        for target in [Target::Native, Target::Wasm] {
+            eprintln!("round {round}/{rounds}: {} …", target.name());
+            let outcome = load_rt.block_on(load::run(addr(target), load))?;
+            println!(
+                "{}",
+                row(target, &round.to_string(), &outcome, machine.cpus)
+            );
+            totals[target as usize].merge(&outcome);
+        }
+    }
+    let [native, wasm] = &totals;
+    println!("{}", "-".repeat(header().chars().count()));
+    println!("{}", row(Target::Native, "all", native, machine.cpus));
+    println!("{}", row(Target::Wasm, "all", wasm, machine.cpus));
+    println!();
+    print_ratios(native, wasm);
+
+    eprintln!("instantiating the component {instantiations} times…");
+    let app = Arc::clone(&gw.app);
+    let samples = gateway_rt.block_on(async move {
+        tokio::spawn(gateway::instantiation(app, "health", 500, instantiations))
+            .await
+            .context("instantiation task panicked")?
+    })?;
+    print_instantiation(&samples, wasm);
+
+    let _ = native_stop.send(());
+    native_rt
+        .block_on(native_serving)
+        .context("native server panicked")??;
+    gateway_rt.block_on(gw.stop())?;
+    Ok(())
+}
+
+fn header() -> String {
+    format!(
+        "{:<7} {:>5} {:>10} {:>9} {:>9} {:>7} {:>12} {:>12} {:>6} {:>7}",
+        "target",
+        "round",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "errors",
+        "server µs/r",
+        "client µs/r",
+        "busy",
+        "others"
+    )
+}
+
+/// One line of the table; CPU figures are CPU time per successful request, `busy`
+/// is the share of all CPUs the bench used in the window and `others` the share
+/// other processes took (anything but ~0% means the numbers are disturbed).
+fn row(target: Target, round: &str, o: &Outcome, cpus: usize) -> String {
+    let share = |cpu: Duration| cpu.as_secs_f64() / (o.window.as_secs_f64() * cpus as f64);
+    format!(
+        "{:<7} {:>5} {:>10.0} {:>9.0} {:>9.0} {:>7} {:>12.1} {:>12.1} {:>5.0}% {:>6.0}%",
+        target.name(),
+        round,
+        o.rps(),
+        micros(o.quantile(0.50)),
+        micros(o.quantile(0.99)),
+        o.errors,
+        micros(o.cpu_per_request(target.threads())),
+        micros(o.cpu_per_request(LOAD_THREADS)),
+        share(o.own_cpu()) * 100.0,
+        share(o.others_cpu()) * 100.0
+    )
+}
+
+fn print_ratios(native: &Outcome, wasm: &Outcome) {
+    let ratio = |w: f64, n: f64| if n > 0.0 { w / n } else { f64::NAN };
+    let slowdown = ratio(native.rps(), wasm.rps());
+    println!("wasm / native (all rounds):");
+    println!(
+        "  throughput  {:.2}x  (native serves {slowdown:.2}x as many requests; goal: within 1.3x) {}",
+        ratio(wasm.rps(), native.rps()),
+        if slowdown <= 1.3 { "MET" } else { "MISSED" }
+    );
+    for (name, q) in [("p50", 0.50), ("p99", 0.99)] {
+        println!(
+            "  {name} latency {:.2}x",
+            ratio(micros(wasm.quantile(q)), micros(native.quantile(q)))
+        );
+    }
+    println!(
+        "  server CPU per request {:.2}x  ({:.1} µs vs {:.1} µs)",
+        ratio(
+            micros(wasm.cpu_per_request(GATEWAY_THREADS)),
+            micros(native.cpu_per_request(NATIVE_THREADS))
+        ),
+        micros(wasm.cpu_per_request(GATEWAY_THREADS)),
+        micros(native.cpu_per_request(NATIVE_THREADS))
+    );
+    println!();
+}
+
+fn print_instantiation(samples: &[u64], wasm: &Outcome) {
+    let mean = samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64 / 1000.0;
+    println!(
+        "instantiation of `health` alone (fresh Store + instantiate + drop, sequential, n = {}):",
+        samples.len()
+    );
+    println!(
+        "  mean {mean:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        micros(load::quantile(samples, 0.50)),
+        micros(load::quantile(samples, 0.99))
+    );
+    let server = micros(wasm.cpu_per_request(GATEWAY_THREADS));
+    if server > 0.0 {
+        println!(
+            "  = {:.0}% of the gateway's CPU time per /healthz request ({server:.1} µs)",
+            mean / server * 100.0
+        );
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,258 @@
+//! The core messaging benchmark: 1:1 sends/s, sync polls/s and long-poll wake
+//! latency through the gateway; the same sends through the native service (no WASM,
+//! no HTTP) as the baseline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use courier_core::Config;
+use courier_core::auth::{Identity, Role};
+use courier_core::{DeviceId, UserId};
+use courier_store::native::NativeSqlite;
+use serde_json::{Value, json};
+
+use super::client::{Conn, Latencies, closed_loop};
+use super::{Fixture, Row};
+
+pub struct Options {
+    pub users: usize,
+    pub connections: usize,
+    pub duration: Duration,
+}
+
+fn send_body(i: u64, worker: usize, to: &str) -> String {
+    json!({ "client_msg_id": format!("b{worker}-{i}"), "to": { "user": to }, "content": { "type": "text", "text": "benchmark message" } })
+        .to_string()
+}
+
+pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
+    println!("creating {} users…", opts.users);
+    let uids = Arc::new(fixture.users("b", opts.users, 16).await?);
+    let tokens: Arc<Vec<String>> = Arc::new(
+        uids.iter()
+            .map(|u| fixture.token(u, false))
+            .collect::<Result<_>>()?,
+    );
+    let mut rows = Vec::new();
+
+    // Sends: random pairs, a unique client_msg_id each.
+    println!(
+        "sends: {} connections for {:?}…",
+        opts.connections, opts.duration
+    );
+    let (u, t) = (Arc::clone(&uids), Arc::clone(&tokens));
+    let (sends, send_errors, window) = closed_loop(
+        fixture.addr,
+        opts.connections,
+        opts.duration,
+        move |mut conn: Conn, worker, i| {
+            let (u, t) = (Arc::clone(&u), Arc::clone(&t));
+            async move {
+                let a = (i as usize * 7919 + worker * 104_729) % u.len();
+                let b = (a + 1 + (i as usize % (u.len() - 1))) % u.len();
+                let ok = matches!(
+                    conn.call(
+                        "POST",
+                        "/v1/messages",
+                        Some(&t[a]),
+                        Some(send_body(i, worker, &u[b]))
+                    )
+                    .await,
+                    Ok((201, _))
+                );
+                (conn, ok)
+            }
+        },
+    )
+    .await?;
+    let native = native_sends(opts.duration.min(Duration::from_secs(3)))?;
+    let send_rate = sends.len() as f64 / window.as_secs_f64();
+    rows.push(Row {
+        what: format!("1:1 sends/s ({send_errors} errors)"),
+        value: format!("{send_rate:.0}"),
+        baseline: format!("{native:.0} native service"),
+        ratio: format!("{:.2}", send_rate / native),
+    });
+    rows.push(Row {
+        what: "send latency p50 / p99 (ms)".into(),
+        value: format!(
+            "{:.2} / {:.2}",
+            sends.percentile_ms(50.0),
+            sends.percentile_ms(99.0)
+        ),
+        baseline: "goal p99 < 20".into(),
+        ratio: String::new(),
+    });
+
+    // Polls: each user's head, no wait.
+    let mut heads = Vec::new();
+    let mut conn = Conn::open(fixture.addr).await?;
+    for token in tokens.iter() {
+        let (_, body) = conn
+            .call("GET", "/v1/sync?after=0&limit=1", Some(token), None)
+            .await?;
+        heads.push(
+            serde_json::from_slice::<Value>(&body)?["head"]
+                .as_i64()
+                .unwrap_or(0),
+        );
+    }
+    let heads = Arc::new(heads);
+    println!(
+        "polls: {} connections for {:?}…",
+        opts.connections, opts.duration
+    );
+    let t = Arc::clone(&tokens);
+    let (polls, poll_errors, window) = closed_loop(
+        fixture.addr,
+        opts.connections,
+        opts.duration,
+        move |mut conn: Conn, worker, i| {
+            let (t, heads) = (Arc::clone(&t), Arc::clone(&heads));
+            async move {
+                let a = (i as usize * 31 + worker * 7) % t.len();
+                let path = format!("/v1/sync?after={}", heads[a]);
+                let ok = matches!(
+                    conn.call("GET", &path, Some(&t[a]), None).await,
+                    Ok((200, _))
+                );
+                (conn, ok)
+            }
+        },
+    )
+    .await?;
+    rows.push(Row {
+        what: format!("sync polls/s ({poll_errors} errors)"),
+        value: format!("{:.0}", polls.len() as f64 / window.as_secs_f64()),
+        baseline: "goal ≥ 20,000".into(),
+        ratio: String::new(),
+    });
+    rows.push(Row {
+        what: "poll latency p50 / p99 (ms)".into(),
+        value: format!(
+            "{:.2} / {:.2}",
+            polls.percentile_ms(50.0),
+            polls.percentile_ms(99.0)
+        ),
+        baseline: String::new(),
+        ratio: String::new(),
+    });
+
+    let wake = wake_latency(fixture, &uids, &tokens, 200).await?;
+    rows.push(Row {
+        what: format!("long-poll wake p50 / p99 (ms, {} wakes)", wake.len()),
+        value: format!(
+            "{:.1} / {:.1}",
+            wake.percentile_ms(50.0),
+            wake.percentile_ms(99.0)
+        ),
+        baseline: "goal p99 < 50".into(),
+        ratio: String::new(),
+    });
+    Ok(rows)
+}
+
+/// Waiters long-poll; a sender sends to one of them at a time; the wake latency is
+/// from the send's answer to the waiter's answer.
+async fn wake_latency(
+    fixture: &Fixture,
+    uids: &[String],
+    tokens: &[String],
+    samples: usize,
+) -> Result<Latencies> {
+    let waiters = 16.min(uids.len() - 1);
+    let mut latencies = Latencies::default();
+    let mut sender = Conn::open(fixture.addr).await?;
+    let mut conns = Vec::new();
+    for _ in 0..waiters {
+        conns.push(Conn::open(fixture.addr).await?);
+    }
+    let mut i = 0u64;
+    while latencies.len() < samples {
+        let w = (i as usize) % waiters;
+        let waiter = w + 1;
+        let (_, body) = conns[w]
+            .call(
+                "GET",
+                "/v1/sync?after=0&limit=1",
+                Some(&tokens[waiter]),
+                None,
+            )
+            .await?;
+        let head = serde_json::from_slice::<Value>(&body)?["head"]
+            .as_i64()
+            .unwrap_or(0);
+        let mut conn = conns.swap_remove(w);
+        let token = tokens[waiter].clone();
+        let poll = tokio::spawn(async move {
+            let result = conn
+                .call(
+                    "GET",
+                    &format!("/v1/sync?after={head}&wait=10"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            (conn, result.map(|_| Instant::now()))
+        });
+        // Let the long-poll settle into its wait before sending.
+        tokio::time::sleep(Duration::from_millis(30 + (i % 20))).await;
+        let (status, _) = sender
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(&tokens[0]),
+                Some(send_body(i, 99_999, &uids[waiter])),
+            )
+            .await?;
+        let sent = Instant::now();
+        let (conn, woke) = poll.await?;
+        conns.insert(w, conn);
+        if status == 201 {
+            latencies.record(woke?.saturating_duration_since(sent));
+        }
+        i += 1;
+    }
+    Ok(latencies)
+}
+
+/// The send service on rusqlite directly, one thread: what the platform costs.
+fn native_sends(duration: Duration) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let db = NativeSqlite::open(&dir.path().join("native.db"))?;
+    courier_store::schema::migrate(&db)?;
+    let users: Vec<String> = (0..200).map(|i| format!("n{i:05}")).collect();
+    for u in &users {
+        courier_store::directory::put_user(&db, u, u, "bench", 0)?;
+    }
+    let config = Config {
+        rate_per_user_per_sec: 1_000_000,
+        rate_burst: 1_000_000,
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        let a = (n as usize * 7919) % users.len();
+        let b = (a + 1) % users.len();
+        let who = Identity {
+            user: UserId::parse(&users[a])?,
+            device: DeviceId::default_device(),
+            role: Role::User,
+            expires_at_secs: u64::MAX / 2,
+        };
+        let now = 1_800_000_000_000 + n as i64;
+        courier_messaging::send::send(
+            &db,
+            &config,
+            &who,
+            send_body(n, 0, &users[b]).as_bytes(),
+            now,
+            n,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        n += 1;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}

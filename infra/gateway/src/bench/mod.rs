@@ -1,0 +1,156 @@
+//! `courier bench`: load against a real gateway started in this process (the real
+//! components on the embedded SQLite store), with a native baseline measured in the
+//! same run, printed as a table with ratios.
+//!
+//! # Layout
+//! - `mod.rs`: the fixture (gateway on port 0 in a temp data dir) and the report.
+//! - `client.rs`: keep-alive HTTP/1.1 connections, closed loops, percentiles.
+//! - `messaging.rs`: sends/s, sync polls/s, long-poll wake latency.
+//! - `queue.rs`: 10,000-member fan-out time, 1:1 latency during fan-out, receipt
+//!   writes merged vs unmerged.
+
+pub mod client;
+pub mod messaging;
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+
+use crate::server::Limits;
+use crate::up::{UpOptions, prepare};
+
+/// A gateway serving `spin.toml` from a fresh data directory, stopped when dropped.
+pub struct Fixture {
+    pub addr: SocketAddr,
+    pub data: tempfile::TempDir,
+    pub jwt_secret: String,
+    stop: Arc<Notify>,
+}
+
+impl Fixture {
+    pub async fn start(manifest: PathBuf, build: bool) -> Result<Self> {
+        let data = tempfile::tempdir()?;
+        let opts = UpOptions {
+            manifest,
+            listen: "127.0.0.1:0".into(),
+            data: data.path().to_path_buf(),
+            cache_dir: Some(PathBuf::from(".courier/cache")),
+            build,
+            dev_secrets: true,
+            limits: Limits::default(),
+        };
+        let (app, listener) = prepare(&opts).await?;
+        let addr = listener.local_addr()?;
+        let jwt_secret = crate::secrets::read(data.path())?
+            .remove("jwt_secret")
+            .context("no development jwt_secret")?;
+        let stop = Arc::new(Notify::new());
+        let signal = Arc::clone(&stop);
+        tokio::spawn(crate::listen::serve(app, listener, async move {
+            signal.notified().await
+        }));
+        Ok(Self {
+            addr,
+            data,
+            jwt_secret,
+            stop,
+        })
+    }
+
+    pub fn token(&self, uid: &str, admin: bool) -> Result<String> {
+        crate::token::mint(
+            &self.jwt_secret,
+            uid,
+            None,
+            admin,
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// The app's SQLite file, opened read-only beside the gateway.
+    pub fn database(&self) -> Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open_with_flags(
+            self.data.path().join("sqlite_db.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    }
+
+    /// Creates users `prefix00000…` in one org over `connections` connections.
+    pub async fn users(
+        &self,
+        prefix: &str,
+        count: usize,
+        connections: usize,
+    ) -> Result<Vec<String>> {
+        let uids: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+        let admin = self.token("bench-admin", true)?;
+        let mut handles = Vec::new();
+        for part in uids.chunks(count.div_ceil(connections.max(1))) {
+            let (part, admin, addr) = (part.to_vec(), admin.clone(), self.addr);
+            handles.push(tokio::spawn(async move {
+                let mut conn = client::Conn::open(addr).await?;
+                for uid in part {
+                    let body = serde_json::json!({ "name": uid, "org": "bench" }).to_string();
+                    let (status, _) = conn
+                        .call("PUT", &format!("/v1/users/{uid}"), Some(&admin), Some(body))
+                        .await?;
+                    anyhow::ensure!(status == 200, "creating {uid}: {status}");
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for handle in handles {
+            handle.await??;
+        }
+        Ok(uids)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+    }
+}
+
+/// One line of the report.
+pub struct Row {
+    pub what: String,
+    pub value: String,
+    pub baseline: String,
+    pub ratio: String,
+}
+
+pub fn print_report(title: &str, rows: &[Row]) {
+    println!("\n{title}");
+    println!(
+        "{:<48} {:>18} {:>22} {:>8}",
+        "measure", "courier (wasm)", "baseline (same run)", "ratio"
+    );
+    for row in rows {
+        println!(
+            "{:<48} {:>18} {:>22} {:>8}",
+            row.what, row.value, row.baseline, row.ratio
+        );
+    }
+}
+
+/// Machine facts for the report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, {cpu}")
+}
