@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use courier_gateway::bench;
 use tokio::runtime::Runtime;
 
 use crate::load::{Load, Outcome};
@@ -70,6 +71,29 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Core messaging through the gateway: 1:1 sends/s, sync polls/s, long-poll wake
+    /// latency; the native send service as baseline.
+    Messaging {
+        /// Users sending to each other.
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// Concurrent keep-alive connections of each closed loop.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Measured seconds of each closed loop.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// The queue: 10,000-member fan-out time (native store as baseline), 1:1 latency
+    /// during fan-outs (idle as baseline), receipt entries merged vs one per read.
+    Queue {
+        /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -108,7 +132,50 @@ fn run(cli: Cli) -> Result<()> {
             };
             healthz(&manifest, &load, rounds, instantiations)
         }
+        Command::Messaging {
+            users,
+            connections,
+            duration,
+            no_build,
+        } => scenario("messaging", no_build, move |fixture| {
+            Box::pin(async move {
+                let opts = bench::messaging::Options {
+                    users,
+                    connections,
+                    duration: Duration::from_secs(duration),
+                };
+                bench::messaging::run(fixture, &opts).await
+            })
+        }),
+        Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
+            Box::pin(bench::queue::run(fixture))
+        }),
     }
+}
+
+type RowsFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<bench::Row>>> + 'a>>;
+
+/// Starts the gateway in-process on the workspace's `spin.toml` (building the
+/// components first unless `no_build`), runs one scenario and prints its table.
+fn scenario(
+    name: &str,
+    no_build: bool,
+    run: impl for<'a> FnOnce(&'a bench::Fixture) -> RowsFuture<'a>,
+) -> Result<()> {
+    let workspace = std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
+    let runtime = runtime("bench")?;
+    runtime.block_on(async {
+        let fixture = bench::Fixture::start(workspace.join("spin.toml"), !no_build).await?;
+        let rows = run(&fixture).await?;
+        let facts = machine::Machine::read();
+        let title = format!(
+            "courier-bench {name} — {} CPUs, {}, {} — {}",
+            facts.cpus, facts.cpu_model, facts.kernel, facts.date
+        );
+        bench::print_report(&title, &rows);
+        Ok(())
+    })
 }
 
 /// A multi-threaded runtime like `courier up`'s, with named threads so CPU time can

@@ -16,7 +16,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`token`]: development JWTs.
 //! - [`up`]: `courier up` from flags to a serving app.
-//! - [`bench`]: `courier bench`: load against an in-process gateway, with baselines.
+//! - [`bench`]: the messaging and queue benchmarks (`courier-bench`), with baselines.
 
 pub mod bench;
 pub mod builder;

@@ -53,28 +53,6 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
     },
-    /// Benchmark an in-process gateway on the embedded store (build with --release).
-    Bench {
-        /// `messaging` (sends/s, polls/s, long-poll wake) or `queue` (10,000-member
-        /// fan-out, isolation, receipt merging).
-        #[arg(value_parser = ["messaging", "queue"])]
-        scenario: String,
-        /// The Spin manifest.
-        #[arg(long, default_value = "spin.toml")]
-        manifest: PathBuf,
-        /// Skip the components' build commands.
-        #[arg(long)]
-        no_build: bool,
-        /// Users for the messaging scenario.
-        #[arg(long, default_value_t = 2000)]
-        users: usize,
-        /// Concurrent connections of the closed loops.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// Measured seconds of each closed loop.
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-    },
     /// Print a development JWT signed with the app's `jwt_secret`.
     Token {
         /// The user id (`sub` claim).
@@ -156,42 +134,6 @@ fn run(cli: Cli) -> Result<()> {
                     courier_gateway::listen::shutdown_signal(),
                 )
                 .await
-            })
-        }
-        Command::Bench {
-            scenario,
-            manifest,
-            no_build,
-            users,
-            connections,
-            duration,
-        } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let fixture = courier_gateway::bench::Fixture::start(manifest, !no_build).await?;
-                let rows = match scenario.as_str() {
-                    "messaging" => {
-                        let opts = courier_gateway::bench::messaging::Options {
-                            users,
-                            connections,
-                            duration: Duration::from_secs(duration),
-                        };
-                        courier_gateway::bench::messaging::run(&fixture, &opts).await?
-                    }
-                    _ => courier_gateway::bench::queue::run(&fixture).await?,
-                };
-                let title = format!(
-                    "courier bench {scenario} — {} — {}",
-                    courier_gateway::bench::machine(),
-                    std::process::Command::new("date")
-                        .output()
-                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                        .unwrap_or_default()
-                );
-                courier_gateway::bench::print_report(&title, &rows);
-                anyhow::Ok(())
             })
         }
         Command::Token {

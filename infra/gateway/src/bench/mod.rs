@@ -1,4 +1,4 @@
-//! `courier bench`: load against a real gateway started in this process (the real
+//! The messaging and queue benchmarks (run by `courier-bench messaging|queue`): load against a real gateway started in this process (the real
 //! components on the embedded SQLite store), with a native baseline measured in the
 //! same run, printed as a table with ratios.
 //!
@@ -137,20 +137,4 @@ pub fn print_report(title: &str, rows: &[Row]) {
             row.what, row.value, row.baseline, row.ratio
         );
     }
-}
-
-/// Machine facts for the report.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{cores} cores, {cpu}")
 }
