@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 /// How long a writer waits for another writer's lock before `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per file.
 const MAX_IDLE: usize = 64;
 
@@ -23,6 +23,12 @@ const MAX_IDLE: usize = 64;
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Serializes this gateway's writers in FIFO order. SQLite admits one writer at a
+    /// time and makes the others poll with growing sleeps (its busy handler), which
+    /// under load turns into latency spikes of hundreds of ms; waiting here instead
+    /// wakes the next writer the moment the lock is free. Other processes on the same
+    /// file are still arbitrated by SQLite's busy timeout.
+    pub writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Pool {
@@ -32,6 +38,7 @@ impl Pool {
         let pool = Self {
             path,
             idle: Mutex::new(Vec::new()),
+            writer: Default::default(),
         };
         let conn = pool.connect()?;
         pool.checkin(conn);

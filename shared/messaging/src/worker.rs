@@ -37,7 +37,7 @@ impl Default for DrainConfig {
             budget_ms: 5_000,
             lease_ms: 30_000,
             key_cap: 5,
-            chunk: 2_000,
+            chunk: 500,
             slice_ms: 200,
             hold_ms: 30 * 60 * 1000,
             shares: [32, 8, 2],

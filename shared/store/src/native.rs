@@ -28,6 +28,10 @@ impl NativeSqlite {
         this.conn
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| SqlError::classify(e.to_string()))?;
+        // As the gateway opens its files: durable across a process crash.
+        this.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| SqlError::classify(e.to_string()))?;
         Ok(this)
     }
 

@@ -98,6 +98,21 @@ where
     F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (Conn, bool)> + Send,
 {
+    paced_loop(addr, n, duration, Duration::ZERO, task).await
+}
+
+/// [`closed_loop`] with a `pause` after each operation, outside the timing.
+pub async fn paced_loop<F, Fut>(
+    addr: SocketAddr,
+    n: usize,
+    duration: Duration,
+    pause: Duration,
+    task: F,
+) -> Result<(Latencies, u64, Duration)>
+where
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (Conn, bool)> + Send,
+{
     let started = Instant::now();
     let deadline = started + duration;
     let mut handles = Vec::new();
@@ -116,6 +131,9 @@ where
                     errors += 1;
                 }
                 i += 1;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
             anyhow::Ok((latencies, errors))
         }));

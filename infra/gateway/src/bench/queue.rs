@@ -15,7 +15,7 @@ use courier_store::native::NativeSqlite;
 use courier_store::sql::Sql;
 use serde_json::json;
 
-use super::client::{Conn, Latencies, closed_loop};
+use super::client::{Conn, Latencies, paced_loop};
 use super::{Fixture, Row};
 
 pub const MEMBERS: usize = 10_000;
@@ -158,10 +158,12 @@ async fn one_to_one(fixture: &Fixture, uids: &[String]) -> Result<Latencies> {
             .map(|i| Ok((fixture.token(&uids[i], false)?, uids[i + 10].clone())))
             .collect::<Result<_>>()?,
     );
-    let (latencies, _, _) = closed_loop(
+    // A steady 1:1 rate (a pause after each send), not a flood: the point is latency.
+    let (latencies, _, _) = paced_loop(
         fixture.addr,
         4,
         Duration::from_secs(3),
+        Duration::from_millis(20),
         move |mut conn: Conn, worker, i| {
             let pairs = Arc::clone(&pairs);
             async move {
@@ -175,8 +177,6 @@ async fn one_to_one(fixture: &Fixture, uids: &[String]) -> Result<Latencies> {
                         .await,
                     Ok((201, _))
                 );
-                // A steady 1:1 rate, not a flood: the point is latency.
-                tokio::time::sleep(Duration::from_millis(20)).await;
                 (conn, ok)
             }
         },
