@@ -16,6 +16,8 @@
 //! - `routes`: what every API route shares — token checks (401), CORS, 405 and 404.
 //! - `queue`: a 10,000-member fan-out across a SIGKILL; receipts and recall through
 //!   the worker; the drain route's secret.
+//! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
+//!   encoded as OpenAPI clients encode them reach their routes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -25,6 +27,7 @@ mod gateway;
 mod harness;
 mod host_interfaces;
 mod messaging;
+mod openapi;
 mod queue;
 mod routes;
 mod send_refusals;

@@ -12,7 +12,7 @@
 use courier_core::Error;
 use courier_messaging::directory as service;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{reply, segments, serve};
+use courier_spin::http::{decoded, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -68,19 +68,26 @@ fn handle(req: &Request) -> Result<Response, Error> {
     } = context(req)?;
     let body = req.body();
     let result = match (route, method) {
-        (Route::User(rest), _) => service::put_user(&db, &config, &caller, rest[0], body, now),
+        (Route::User(rest), _) => {
+            service::put_user(&db, &config, &caller, &decoded(rest[0]), body, now)
+        }
         (Route::Group(rest), _) if rest.len() == 1 => {
-            service::put_group(&db, &config, &caller, rest[0], body, now)
+            service::put_group(&db, &config, &caller, &decoded(rest[0]), body, now)
         }
         (Route::Group(rest), _) => {
-            service::change_members(&db, &config, &caller, rest[0], body, now)
+            service::change_members(&db, &config, &caller, &decoded(rest[0]), body, now)
         }
         (Route::Relation(rest), Method::Delete) => {
-            service::delete_relation(&db, &caller, rest[0], rest[1])
+            service::delete_relation(&db, &caller, &decoded(rest[0]), &decoded(rest[1]))
         }
-        (Route::Relation(rest), _) => {
-            service::put_relation(&db, &config, &caller, rest[0], rest[1], body)
-        }
+        (Route::Relation(rest), _) => service::put_relation(
+            &db,
+            &config,
+            &caller,
+            &decoded(rest[0]),
+            &decoded(rest[1]),
+            body,
+        ),
     }?;
     Ok(reply(result))
 }

@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{queued, reply, segments, serve};
+use courier_spin::http::{decoded, queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -38,6 +38,6 @@ fn handle(req: &Request) -> Result<Response, Error> {
         config,
         db,
     } = context(req)?;
-    let result = courier_messaging::recall::recall(&db, &config, &caller, msg_id, now)?;
+    let result = courier_messaging::recall::recall(&db, &config, &caller, &decoded(msg_id), now)?;
     Ok(queued(reply(result)))
 }

@@ -11,7 +11,7 @@
 use courier_core::Error;
 use courier_messaging::receipts;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{queued, reply, segments, serve};
+use courier_spin::http::{decoded, queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -52,7 +52,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
                 return Err(Error::MethodNotAllowed);
             }
             let Ctx { caller, db, .. } = context(req)?;
-            Ok(reply(receipts::readers(&db, &caller, msg_id)?))
+            Ok(reply(receipts::readers(&db, &caller, &decoded(msg_id))?))
         }
         _ => Err(Error::NotFound(format!("no route for {path}"))),
     }

@@ -17,7 +17,7 @@ use courier_core::api::{HistoryQuery, SyncQuery, SyncResponse};
 use courier_core::auth::Identity;
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, store};
-use courier_spin::http::{ok, segments, serve};
+use courier_spin::http::{decoded, ok, segments, serve};
 use courier_spin::sqlite::SpinSqlite;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -56,7 +56,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
     } else {
         match segments(path, "/v1/conversations").as_deref() {
             Some([]) => Route::Conversations,
-            Some([conv, "messages"]) => Route::History(conv.to_string()),
+            Some([conv, "messages"]) => Route::History(decoded(conv).into_owned()),
             _ => return Err(Error::NotFound(format!("no route for {path}"))),
         }
     };

@@ -24,7 +24,7 @@ pub fn to_entry(stored: StoredEntry) -> Result<Entry, Error> {
     let seq = stored.seq;
     let body = match stored.kind.as_str() {
         "message" => EntryBody::Message(MessageEntry {
-            conv: parse(stored.conv.as_deref(), ConvId::parse, "conv", seq)?,
+            conv: parse(stored.conv.as_deref(), ConvId::read_back, "conv", seq)?,
             msg_id: parse(stored.msg_id.as_deref(), MsgId::parse, "msg_id", seq)?,
             client_msg_id: parse(
                 stored.client_msg_id.as_deref(),
@@ -75,4 +75,51 @@ pub fn data_of(body: &EntryBody) -> Result<String, Error> {
         map.remove("kind");
     }
     Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(kind: &str, conv: &str, data: Option<&str>) -> StoredEntry {
+        StoredEntry {
+            seq: 3,
+            kind: kind.into(),
+            conv: Some(conv.into()),
+            msg_id: Some("m1".into()),
+            sender: Some("x".into()),
+            data: data.map(Into::into),
+            client_msg_id: Some("c1".into()),
+            sent_at: Some(1),
+            content: Some(r#"{"text":"hi","type":"text"}"#.into()),
+            recalled: false,
+        }
+    }
+
+    #[test]
+    fn entries_of_conversations_whose_text_names_two_pairs_read_back() {
+        // Users "x" and "x:y:z" talk in "dm:x:x:y:z", which "x:x" and "y:z" print too.
+        let conv = "dm:x:x:y:z";
+        let message = to_entry(stored("message", conv, None)).expect("message");
+        let recall = stored(
+            "recall",
+            conv,
+            Some(r#"{"msg_id":"m1","client_msg_id":"c1","sent_at":1}"#),
+        );
+        let receipt = stored(
+            "receipt",
+            conv,
+            Some(r#"{"ref_seq":2,"read_count":1,"unread_count":0}"#),
+        );
+        for entry in [
+            message,
+            to_entry(recall).expect("recall"),
+            to_entry(receipt).expect("receipt"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(&entry).expect("serializes")["conv"],
+                conv
+            );
+        }
+    }
 }

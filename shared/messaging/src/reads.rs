@@ -74,7 +74,7 @@ pub fn conversations<S: Sql + ?Sized>(
         .into_iter()
         .map(|row| {
             Ok(ConversationSummary {
-                conv: ConvId::parse(&row.conv)?,
+                conv: ConvId::read_back(&row.conv)?,
                 unread: row.unread.max(0) as u64,
                 last: to_entry(row.last)?,
                 updated_at: row.updated_at,

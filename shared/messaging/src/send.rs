@@ -74,7 +74,7 @@ fn authorize<'a, S: Sql + ?Sized>(
 fn response(sent: Sent) -> Result<SendResponse, Error> {
     Ok(SendResponse {
         msg_id: MsgId::parse(&sent.msg_id)?,
-        conv: ConvId::parse(&sent.conv)?,
+        conv: ConvId::read_back(&sent.conv)?,
         seq: Seq::new(sent.seq)?,
         sent_at: sent.sent_at,
         status: if sent.status == "accepted" {
@@ -123,21 +123,28 @@ pub fn send<S: Sql + ?Sized>(
             Decision::Limited { retry_after_secs } => Err(retry_after_secs),
         }
     };
-    let outcome = messages::send(
-        sql,
-        &NewMessage {
-            msg_id: msg_id.as_str(),
-            sender: caller.user.as_str(),
-            client_msg_id: req.client_msg_id.as_str(),
-            conv: conv.as_str(),
-            content: &content,
-            fingerprint: &fingerprint,
-            to: recipients,
-            sent_at: now,
-        },
-        &limiter,
-    )
-    .map_err(from_store)?;
+    let msg = NewMessage {
+        msg_id: msg_id.as_str(),
+        sender: caller.user.as_str(),
+        client_msg_id: req.client_msg_id.as_str(),
+        conv: conv.as_str(),
+        content: &content,
+        fingerprint: &fingerprint,
+        to: recipients,
+        sent_at: now,
+        from_queue: false,
+    };
+    let outcome = match messages::send(sql, &msg, &limiter) {
+        Ok(outcome) => outcome,
+        // The overload path: valid, authorized, but the store is busy. Make it
+        // durable as a queue job and answer `accepted`; if even that fails, 503.
+        Err(courier_store::StoreError::Sql(courier_store::SqlError::Transient(detail))) => {
+            eprintln!("courier: send queued after a transient store error: {detail}");
+            let sent = messages::queue_retry(sql, &msg, now).map_err(from_store)?;
+            return Ok((201, body(&response(sent)?)));
+        }
+        Err(e) => return Err(from_store(e)),
+    };
     Ok(match outcome {
         SendOutcome::Created(sent) => (201, body(&response(sent)?)),
         SendOutcome::Duplicate(sent) => (200, body(&response(sent)?)),

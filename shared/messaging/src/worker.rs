@@ -8,7 +8,7 @@
 
 use courier_core::Error;
 use courier_store::jobs::{self, Claimed, Lane};
-use courier_store::{Sql, StoreError, fanout, recall, receipts};
+use courier_store::{Sql, StoreError, fanout, messages, recall, receipts};
 
 use crate::errors::from_store;
 
@@ -56,8 +56,9 @@ pub struct DrainReport {
     pub dead: u64,
     /// Jobs that failed and were rescheduled.
     pub retried: u64,
-    /// Finished jobs, in completion order: `(lane, kind)` — for isolation tests.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Finished jobs, in completion order: `(lane, kind)` — for isolation tests;
+    /// never sent over HTTP.
+    #[serde(skip)]
     pub completed: Vec<(String, String)>,
 }
 
@@ -178,6 +179,10 @@ fn run<S: Sql + ?Sized>(
                 }
             }
         }
+        messages::RETRY_KIND => match messages::run_retry(sql, job, clock())? {
+            true => Ok(Ran::Finished),
+            false => Ok(Ran::LeaseLost),
+        },
         receipts::KIND => match receipts::run_job(sql, job, clock())? {
             None => Ok(Ran::LeaseLost),
             Some(_) => Ok(Ran::Finished),

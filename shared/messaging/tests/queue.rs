@@ -374,3 +374,99 @@ fn recall_of_a_large_group_message_reaches_every_holder_through_the_queue() {
         assert_dense(&db, uid);
     }
 }
+
+/// An executor that fails statements starting with `prefix` (transiently) while
+/// `failing` is set.
+struct Flaky {
+    db: NativeSqlite,
+    prefix: &'static str,
+    failing: Cell<bool>,
+}
+
+impl Sql for Flaky {
+    fn dialect(&self) -> courier_store::Dialect {
+        self.db.dialect()
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: &[courier_store::SqlValue],
+    ) -> Result<Vec<courier_store::Row>, courier_store::SqlError> {
+        if self.failing.get() && sql.trim_start().starts_with(self.prefix) {
+            return Err(courier_store::SqlError::Transient(
+                "database is locked".into(),
+            ));
+        }
+        self.db.query(sql, params)
+    }
+}
+
+#[test]
+fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once() {
+    let db = Flaky {
+        db: NativeSqlite::memory().unwrap(),
+        prefix: "INSERT INTO entries",
+        failing: Cell::new(false),
+    };
+    let uids = setup(&db, 3);
+    let body = json!({ "client_msg_id": "busy", "to": { "user": uids[1] }, "content": { "type": "text", "text": "hi" } }).to_string();
+    db.failing.set(true);
+    let (status, first) =
+        send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 100, 1).unwrap();
+    assert_eq!(
+        (status, first["status"].as_str(), first["seq"].as_i64()),
+        (201, Some("accepted"), Some(0))
+    );
+    assert!(message_ids(&db, &uids[1]).is_empty(), "not written yet");
+    // A client retry while it is queued gets the same answer and writes nothing.
+    let (_, again) = send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 150, 2).unwrap();
+    assert_eq!(again, first);
+    let other = json!({ "client_msg_id": "busy", "to": { "user": uids[1] }, "content": { "type": "text", "text": "changed" } }).to_string();
+    assert_eq!(
+        send::send(&db, &config(), &who(&uids[0]), other.as_bytes(), 160, 3)
+            .unwrap_err()
+            .status(),
+        409
+    );
+    // The worker writes it once the store recovers.
+    db.failing.set(false);
+    assert_eq!(run_drain(&db, 200).done, 1);
+    for uid in &uids[..2] {
+        assert_eq!(
+            message_ids(&db, uid),
+            [first["msg_id"].as_str().unwrap()],
+            "{uid}"
+        );
+        assert_dense(&db, uid);
+    }
+    let (status, after) =
+        send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 300, 4).unwrap();
+    assert_eq!(
+        (status, after["msg_id"].clone()),
+        (200, first["msg_id"].clone())
+    );
+}
+
+#[test]
+fn when_even_queueing_fails_the_send_is_503_and_nothing_is_written() {
+    let db = Flaky {
+        db: NativeSqlite::memory().unwrap(),
+        prefix: "INSERT",
+        failing: Cell::new(false),
+    };
+    let uids = setup(&db, 2);
+    db.failing.set(true);
+    let body = json!({ "client_msg_id": "down", "to": { "user": uids[1] }, "content": { "type": "text", "text": "hi" } }).to_string();
+    let err = send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 100, 1).unwrap_err();
+    assert_eq!((err.status(), err.retry_after().is_some()), (503, true));
+    db.failing.set(false);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM jobs", &[]).unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM messages", &[]).unwrap(),
+        Some(0)
+    );
+}

@@ -100,7 +100,8 @@ pub fn ok<T: serde::Serialize>(value: &T) -> Response {
 }
 
 /// The path segments after `prefix` (`/v1/groups/g1/members` with prefix `/v1/groups`
-/// → `["g1", "members"]`), or `None` if the path is not under `prefix`.
+/// → `["g1", "members"]`), or `None` if the path is not under `prefix`. Segments are
+/// as sent: pass an id taken from one through [`decoded`].
 pub fn segments<'a>(path: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
     let rest = path.strip_prefix(prefix)?;
     if !(rest.is_empty() || rest.starts_with('/')) {
@@ -109,9 +110,63 @@ pub fn segments<'a>(path: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
     Some(rest.split('/').filter(|s| !s.is_empty()).collect())
 }
 
+/// A path segment's value, percent-decoded: clients encode `:` in path parameters
+/// (`encodeURIComponent("dm:u1:u2")` is `dm%3Au1%3Au2`), and ids contain it. A `%` not
+/// followed by two hex digits stays as is, and so does a segment that does not decode
+/// to UTF-8; either then fails the id check.
+pub fn decoded(segment: &str) -> std::borrow::Cow<'_, str> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    if !segment.contains('%') {
+        return segment.into();
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = bytes
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(bytes.get(i + 2).copied().and_then(hex));
+        match (bytes[i], pair) {
+            (b'%', Some((high, low))) => {
+                out.push((high << 4) | low);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_or(segment.into(), Into::into)
+}
+
 /// Marks a response as having queued work, so a local gateway drains at once (the
 /// header is harmless elsewhere; schedulers drain on their own timer).
 pub fn queued(mut response: Response) -> Response {
     response.set_header("x-courier-queued", "1");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_turns_percent_escapes_into_the_id() {
+        assert_eq!(decoded("dm%3Au1%3au2"), "dm:u1:u2");
+        assert_eq!(decoded("g:g1"), "g:g1");
+        assert_eq!(decoded("%41%2e%2E"), "A..");
+    }
+
+    #[test]
+    fn decoded_keeps_what_does_not_decode() {
+        for raw in ["100%", "%4", "%zz1", "%+1x", "a%ff", "%C3%28"] {
+            assert_eq!(decoded(raw), raw, "{raw}");
+        }
+        assert_eq!(decoded("caf%C3%A9"), "café");
+    }
 }

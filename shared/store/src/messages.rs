@@ -30,6 +30,8 @@ pub struct NewMessage<'a> {
     pub fingerprint: &'a str,
     pub to: Recipients<'a>,
     pub sent_at: i64,
+    /// Set when the worker runs a queued retry of this send (see [`queue_retry`]).
+    pub from_queue: bool,
 }
 
 /// The stored result of a send: the same for the first request and every retry.
@@ -139,7 +141,14 @@ pub fn send<S: Sql + ?Sized>(
         if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
             return Ok(SendOutcome::Duplicate(sent));
         }
-        take_token(sql, &format!("user:{}", msg.sender), rate)?;
+        if !msg.from_queue
+            && let Some(queued) = find_queued(sql, msg.sender, msg.client_msg_id, msg.fingerprint)?
+        {
+            return Ok(SendOutcome::Duplicate(queued));
+        }
+        if !msg.from_queue {
+            take_token(sql, &format!("user:{}", msg.sender), rate)?;
+        }
         let direct: Vec<String>;
         let sender_only = [msg.sender.to_string()];
         let set = match msg.to {
@@ -195,5 +204,165 @@ pub fn send<S: Sql + ?Sized>(
             sent_at: msg.sent_at,
             status: status.into(),
         }))
+    })
+}
+
+/// Job kind of a send queued after a transient store failure.
+pub const RETRY_KIND: &str = "send";
+
+fn retry_job_id(sender: &str, client_msg_id: &str) -> String {
+    format!("send:{sender}:{client_msg_id}")
+}
+
+/// What a queued send carries: everything [`send`] needs, already validated.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct QueuedSend {
+    msg_id: String,
+    sender: String,
+    client_msg_id: String,
+    conv: String,
+    content: String,
+    fingerprint: String,
+    peer: Option<String>,
+    gid: Option<String>,
+    members: Option<i64>,
+    large: bool,
+    sent_at: i64,
+}
+
+impl QueuedSend {
+    fn accepted(&self) -> Sent {
+        Sent {
+            msg_id: self.msg_id.clone(),
+            conv: self.conv.clone(),
+            seq: 0,
+            sent_at: self.sent_at,
+            status: "accepted".into(),
+        }
+    }
+}
+
+/// A send of the same key waiting in the queue: its `accepted` answer, or a conflict
+/// if the content differs.
+fn find_queued<S: Sql + ?Sized>(
+    sql: &S,
+    sender: &str,
+    client_msg_id: &str,
+    fingerprint: &str,
+) -> Result<Option<Sent>, StoreError> {
+    let Some(payload) = sql
+        .query_row(
+            "SELECT payload FROM jobs WHERE id = ? AND kind = ?",
+            &[
+                retry_job_id(sender, client_msg_id).into(),
+                RETRY_KIND.into(),
+            ],
+        )?
+        .and_then(|r| r.into_iter().next())
+        .and_then(SqlValue::into_string)
+    else {
+        return Ok(None);
+    };
+    let queued: QueuedSend = serde_json::from_str(&payload)
+        .map_err(|e| StoreError::Invalid(format!("queued send: {e}")))?;
+    if queued.fingerprint != fingerprint {
+        return Err(StoreError::Conflict(
+            "client_msg_id was already used with different content".into(),
+        ));
+    }
+    Ok(Some(queued.accepted()))
+}
+
+/// The overload path: after [`send`] failed transiently, makes the validated send
+/// durable as a queue job (one small write) and answers `accepted` (`seq` 0: the
+/// sender's seq is assigned when the worker writes it). A retry of the same key
+/// meanwhile gets the same answer; the worker's run is idempotent like any send.
+pub fn queue_retry<S: Sql + ?Sized>(
+    sql: &S,
+    msg: &NewMessage<'_>,
+    now: i64,
+) -> Result<Sent, StoreError> {
+    let (peer, gid, members, large) = match msg.to {
+        Recipients::Direct { peer } => (Some(peer.to_string()), None, None, false),
+        Recipients::Group { gid } => (None, Some(gid.to_string()), None, false),
+        Recipients::LargeGroup { gid, members } => {
+            (None, Some(gid.to_string()), Some(members), true)
+        }
+    };
+    let queued = QueuedSend {
+        msg_id: msg.msg_id.into(),
+        sender: msg.sender.into(),
+        client_msg_id: msg.client_msg_id.into(),
+        conv: msg.conv.into(),
+        content: msg.content.into(),
+        fingerprint: msg.fingerprint.into(),
+        peer,
+        gid,
+        members,
+        large,
+        sent_at: msg.sent_at,
+    };
+    write_tx(sql, |sql| {
+        if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+            return Ok(sent);
+        }
+        if let Some(sent) = find_queued(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+            return Ok(sent);
+        }
+        let payload =
+            serde_json::to_string(&queued).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        crate::jobs::enqueue(
+            sql,
+            &crate::jobs::NewJob {
+                id: &retry_job_id(msg.sender, msg.client_msg_id),
+                lane: crate::jobs::Lane::High,
+                kind: RETRY_KIND,
+                key: Some(msg.sender),
+                payload: &payload,
+                run_at: now,
+            },
+            now,
+        )?;
+        Ok(queued.accepted())
+    })
+}
+
+/// Runs a queued send (the worker): writes it like [`send`] (a no-op if it is
+/// stored already), then completes the job. Returns `false` if the lease was lost.
+pub fn run_retry<S: Sql + ?Sized>(
+    sql: &S,
+    job: &crate::jobs::Claimed,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let q: QueuedSend = serde_json::from_str(&job.payload)
+        .map_err(|e| StoreError::Invalid(format!("queued send: {e}")))?;
+    let to = match (&q.peer, &q.gid, q.large) {
+        (Some(peer), _, _) => Recipients::Direct { peer },
+        (None, Some(gid), false) => Recipients::Group { gid },
+        (None, Some(gid), true) => Recipients::LargeGroup {
+            gid,
+            members: q.members.unwrap_or(0),
+        },
+        (None, None, _) => return Err(StoreError::Invalid("queued send without recipient".into())),
+    };
+    let msg = NewMessage {
+        msg_id: &q.msg_id,
+        sender: &q.sender,
+        client_msg_id: &q.client_msg_id,
+        conv: &q.conv,
+        content: &q.content,
+        fingerprint: &q.fingerprint,
+        to,
+        sent_at: q.sent_at,
+        from_queue: true,
+    };
+    // Its rate was charged when it was accepted.
+    send(sql, &msg, &|b| Ok(b.unwrap_or((0.0, now))))?;
+    write_tx(sql, |sql| {
+        if !crate::jobs::check_lease(sql, job)? {
+            return Ok(false);
+        }
+        crate::jobs::complete(sql, job, now)?;
+        Ok(true)
     })
 }

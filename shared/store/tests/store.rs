@@ -45,6 +45,7 @@ fn dm<'a>(
         fingerprint: "fp-hi",
         to: Recipients::Direct { peer },
         sent_at: 1000,
+        from_queue: false,
     }
 }
 

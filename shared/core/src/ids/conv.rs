@@ -8,9 +8,11 @@
 //! [`ConvId::parse`] rejects such a text as ambiguous; [`ConvId::parse_for`] keeps only
 //! the splits that include the caller, which settles almost every case (not all:
 //! `dm:a:b:a:b:a` is `a:b:a` with `a:b` and with `b:a`; then it is rejected too). Parsing
-//! never returns a pair other than the one that printed the text. A store that keys
-//! direct conversations by their text must know the same text may, for such ids, name two
-//! conversations; keying by the user pair avoids it.
+//! never returns a pair other than the one that printed the text. [`ConvId::read_back`]
+//! and deserializing, which read texts the server printed (stored rows, answers), never
+//! refuse one: any pair of such a text prints it. A store that keys direct conversations
+//! by their text must know the same text may, for such ids, name two conversations;
+//! keying by the user pair avoids it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -92,6 +94,23 @@ impl ConvId {
         }
     }
 
+    /// Reads back a text the server printed (a stored row, an answer): like
+    /// [`ConvId::parse`], but a `dm:` text that names more than one pair of users is not
+    /// refused, since [`ConvId::direct`] printed it: every such pair prints the same text,
+    /// and the text is what answers and the store use. The pair kept is the first (split
+    /// at the earliest `:` that gives two valid ids in order), so [`ConvId::direct_users`]
+    /// of such an id may name the other pair. A client's text goes through
+    /// [`ConvId::parse_for`] instead.
+    pub fn read_back(s: &str) -> Result<ConvId, Error> {
+        if s.starts_with(GROUP_PREFIX) {
+            return ConvId::parse(s);
+        }
+        direct_splits(s)?
+            .next()
+            .map(|(a, b)| ConvId::direct(&a, &b))
+            .ok_or_else(invalid)
+    }
+
     /// The text form (`dm:a:b` / `g:gid`), for JSON and SQL.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -164,10 +183,12 @@ impl Serialize for ConvId {
     }
 }
 
+/// JSON holds texts the server printed (stored entries, answers), read with
+/// [`ConvId::read_back`]; no request body carries a conversation id.
 impl<'de> Deserialize<'de> for ConvId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ConvId, D::Error> {
         let s = String::deserialize(deserializer)?;
-        ConvId::parse(&s).map_err(|e| D::Error::custom(e.public_message()))
+        ConvId::read_back(&s).map_err(|e| D::Error::custom(e.public_message()))
     }
 }
 
@@ -233,6 +254,28 @@ mod tests {
             ConvId::direct(&uid("x:x"), &uid("y:z")).as_str()
         );
         assert!(ConvId::parse("dm:x:x:y:z").is_err());
+    }
+
+    #[test]
+    fn read_back_accepts_every_text_the_server_prints() {
+        for (a, b) in [
+            ("x", "x:y:z"),
+            ("a:b", "a:b:a"),
+            ("ann", "ann:work"),
+            ("u1", "u2"),
+        ] {
+            let conv = ConvId::direct(&uid(a), &uid(b));
+            let read = ConvId::read_back(conv.as_str()).expect("printed by direct");
+            assert_eq!(read.as_str(), conv.as_str());
+            let json = serde_json::to_string(&conv).expect("serializes");
+            let back: ConvId = serde_json::from_str(&json).expect("deserializes");
+            assert_eq!(back.as_str(), conv.as_str());
+        }
+        let group = ConvId::group(&GroupId::parse("g:1").expect("valid"));
+        assert_eq!(ConvId::read_back("g:g:1"), Ok(group));
+        for bad in ["dm:b:a", "dm:a", "g:", "x:a:b", "dm:a b:c"] {
+            assert!(ConvId::read_back(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
