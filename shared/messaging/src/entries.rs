@@ -68,15 +68,6 @@ pub fn to_entry(stored: StoredEntry) -> Result<Entry, Error> {
     })
 }
 
-/// The JSON stored in `entries.data` for a non-message entry body.
-pub fn data_of(body: &EntryBody) -> Result<String, Error> {
-    let mut value = serde_json::to_value(body).map_err(|e| Error::Internal(e.to_string()))?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("kind");
-    }
-    Ok(value.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

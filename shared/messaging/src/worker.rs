@@ -133,7 +133,7 @@ pub fn drain<S: Sql + ?Sized>(
     }
     let now = clock();
     report.remaining = jobs::due_count(sql, now).map_err(from_store)? as u64;
-    report.dead = jobs::counts(sql).map_err(from_store)?.1 as u64;
+    report.dead = jobs::dead_count(sql).map_err(from_store)? as u64;
     Ok(report)
 }
 
@@ -152,7 +152,7 @@ fn run<S: Sql + ?Sized>(
                 match step {
                     fanout::Step::Done => return Ok(Ran::Finished),
                     fanout::Step::LeaseLost => return Ok(Ran::LeaseLost),
-                    fanout::Step::Wrote { .. } => {
+                    fanout::Step::Wrote => {
                         job.payload = serde_json::to_string(&progress)
                             .map_err(|e| StoreError::Invalid(e.to_string()))?;
                         if clock() >= slice_end {
@@ -167,10 +167,10 @@ fn run<S: Sql + ?Sized>(
             let mut job = job.clone();
             loop {
                 match recall::step(sql, &job, config.chunk, clock())? {
-                    None => return Ok(Ran::LeaseLost),
-                    Some(true) => return Ok(Ran::Finished),
-                    Some(false) => {
-                        job.payload = current_payload(sql, &job)?;
+                    recall::Step::LeaseLost => return Ok(Ran::LeaseLost),
+                    recall::Step::Done => return Ok(Ran::Finished),
+                    recall::Step::More { payload } => {
+                        job.payload = payload;
                         if clock() >= slice_end {
                             jobs::advance(sql, &job, &job.payload, Some(clock()))?;
                             return Ok(Ran::Yielded);
@@ -189,15 +189,4 @@ fn run<S: Sql + ?Sized>(
         },
         other => Err(StoreError::Invalid(format!("unknown job kind {other}"))),
     }
-}
-
-fn current_payload<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<String, StoreError> {
-    Ok(sql
-        .query_row(
-            "SELECT payload FROM jobs WHERE id = ?",
-            &[job.id.as_str().into()],
-        )?
-        .and_then(|r| r.into_iter().next())
-        .and_then(|v| v.into_string())
-        .unwrap_or_else(|| job.payload.clone()))
 }

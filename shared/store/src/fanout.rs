@@ -60,8 +60,8 @@ pub struct Progress {
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Wrote a chunk covering this many (member, message) pairs; maybe more to do.
-    Wrote { entries: i64 },
+    /// Wrote a chunk (or finished a batch); maybe more to do.
+    Wrote,
     /// The outbox of the group is empty; the job is complete.
     Done,
     /// The lease was lost; nothing was written.
@@ -105,7 +105,7 @@ pub fn step<S: Sql + ?Sized>(
             )?
             .and_then(|r| r.into_iter().next())
             .and_then(SqlValue::into_string);
-        let written = match upto {
+        match upto {
             None => {
                 // Every member has the batch: drop it from the outbox.
                 let mut params: Vec<SqlValue> = vec![gid.into()];
@@ -119,30 +119,27 @@ pub fn step<S: Sql + ?Sized>(
                 )?;
                 progress.batch.clear();
                 progress.cursor.clear();
-                0
             }
             Some(upto) => {
-                let written = write_chunk(sql, &progress, &upto, now)?;
+                write_chunk(sql, &progress, &upto, now)?;
                 progress.cursor = upto;
-                written
             }
-        };
+        }
         let payload =
             serde_json::to_string(&progress).map_err(|e| StoreError::Invalid(e.to_string()))?;
         jobs::advance(sql, job, &payload, None)?;
-        Ok((Step::Wrote { entries: written }, progress))
+        Ok((Step::Wrote, progress))
     })
 }
 
 /// Writes every batch message to the members in `(cursor, upto]`, skipping each
-/// message's sender (who has it already) and recalled messages. Returns the number
-/// of (member, message) pairs covered, senders included.
+/// message's sender (who has it already) and recalled messages.
 fn write_chunk<S: Sql + ?Sized>(
     sql: &S,
     progress: &Progress,
     upto: &str,
     now: i64,
-) -> Result<i64, StoreError> {
+) -> Result<(), StoreError> {
     let gid = progress.gid.as_str();
     let ids = params_list(progress.batch.len());
     let batch: Vec<SqlValue> = progress.batch.iter().map(SqlValue::from).collect();
@@ -188,11 +185,5 @@ fn write_chunk<S: Sql + ?Sized>(
         ),
         &params,
     )?;
-    let members = sql
-        .query_i64(
-            "SELECT count(*) FROM members WHERE gid = ? AND uid > ? AND uid <= ?",
-            &range,
-        )?
-        .unwrap_or(0);
-    Ok(members * progress.batch.len() as i64)
+    Ok(())
 }

@@ -260,15 +260,11 @@ pub fn due_count<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, StoreError> 
         .unwrap_or(0))
 }
 
-/// Counts by state: `(ready, dead)`.
-pub fn counts<S: Sql + ?Sized>(sql: &S) -> Result<(i64, i64), StoreError> {
-    let ready = sql
-        .query_i64("SELECT count(*) FROM jobs WHERE state = 'ready'", &[])?
-        .unwrap_or(0);
-    let dead = sql
+/// Dead-lettered jobs (kept for inspection).
+pub fn dead_count<S: Sql + ?Sized>(sql: &S) -> Result<i64, StoreError> {
+    Ok(sql
         .query_i64("SELECT count(*) FROM jobs WHERE state = 'dead'", &[])?
-        .unwrap_or(0);
-    Ok((ready, dead))
+        .unwrap_or(0))
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 minutes, then a

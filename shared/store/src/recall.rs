@@ -119,25 +119,35 @@ pub fn recall<S: Sql + ?Sized>(
     })
 }
 
+/// What one step of a recall job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Every holder has its `recall` entry; the job is complete.
+    Done,
+    /// A chunk was written; the job's payload (cursor) is now `payload`.
+    More { payload: String },
+    /// The lease was lost; nothing was written.
+    LeaseLost,
+}
+
 /// One step of a recall job: the next `chunk` holders get their `recall` entry.
-/// Returns `Some(true)` when finished, `Some(false)` for more, `None` if the lease was lost.
 pub fn step<S: Sql + ?Sized>(
     sql: &S,
     job: &Claimed,
     chunk: i64,
     now: i64,
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Step, StoreError> {
     let payload: serde_json::Value = serde_json::from_str(&job.payload)
         .map_err(|e| StoreError::Invalid(format!("recall payload: {e}")))?;
     let msg_id = payload["msg_id"].as_str().unwrap_or_default().to_string();
     let cursor = payload["cursor"].as_str().unwrap_or_default().to_string();
     write_tx(sql, |sql| {
         if !jobs::check_lease(sql, job)? {
-            return Ok(None);
+            return Ok(Step::LeaseLost);
         }
         let Some(facts) = facts(sql, &msg_id)? else {
             jobs::complete(sql, job, now)?;
-            return Ok(Some(true));
+            return Ok(Step::Done);
         };
         let upto = sql
             .query_row(
@@ -150,7 +160,7 @@ pub fn step<S: Sql + ?Sized>(
         match upto {
             None => {
                 jobs::complete(sql, job, now)?;
-                Ok(Some(true))
+                Ok(Step::Done)
             }
             Some(upto) => {
                 append(
@@ -160,7 +170,7 @@ pub fn step<S: Sql + ?Sized>(
                 )?;
                 let payload = json!({ "msg_id": msg_id, "cursor": upto }).to_string();
                 jobs::advance(sql, job, &payload, None)?;
-                Ok(Some(false))
+                Ok(Step::More { payload })
             }
         }
     })
