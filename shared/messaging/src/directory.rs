@@ -18,6 +18,11 @@ fn policy(config: &Config) -> ControlPolicy {
     }
 }
 
+/// The store takes plain ids: the request validated them already.
+fn uids(users: &[UserId]) -> Vec<String> {
+    users.iter().map(|u| u.as_str().to_string()).collect()
+}
+
 /// `PUT /v1/users/{uid}`: creates or updates a user; idempotent.
 pub fn put_user<S: Sql + ?Sized>(
     sql: &S,
@@ -46,7 +51,7 @@ pub fn put_group<S: Sql + ?Sized>(
     caller.require_admin()?;
     let gid = GroupId::parse(gid)?;
     let req: PutGroup = parse_request(raw, config)?;
-    let members: Vec<String> = req.members.iter().map(|m| m.as_str().to_string()).collect();
+    let members = uids(&req.members);
     let info = directory::put_group(
         sql,
         gid.as_str(),
@@ -79,8 +84,8 @@ pub fn change_members<S: Sql + ?Sized>(
     caller.require_admin()?;
     let gid = GroupId::parse(gid)?;
     let req: MembersChange = parse_request(raw, config)?;
-    let add: Vec<String> = req.add.iter().map(|m| m.as_str().to_string()).collect();
-    let remove: Vec<String> = req.remove.iter().map(|m| m.as_str().to_string()).collect();
+    let add = uids(&req.add);
+    let remove = uids(&req.remove);
     let info = directory::change_members(
         sql,
         gid.as_str(),
