@@ -18,6 +18,15 @@
 //!   the worker; the drain route's secret.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
 //!   encoded as OpenAPI clients encode them reach their routes.
+//! - `push`: device registration, coalesced delivery, retries, dead tokens and signed
+//!   delivery receipts, against fake vendors.
+//! - `vendors`: the fake Web Push service, APNs, FCM and Huawei Push Kit, checking
+//!   requests as the real ones do.
+//! - `quotas`: an org flooding from many users is limited by its org's bucket while
+//!   another org's sends all succeed.
+//! - `retention`: the worker's retention pass purges old history; sync reports the trim.
+//! - `webhooks`: the admin routes, signed events at a local receiver, retries until a
+//!   2xx, and a receiver that never answers leaving 1:1 send latency as it was.
 //! - `browser`: the web client's files over HTTP, and its chat scenario in headless
 //!   Chromium (tests/browser; skipped without Chromium and Node.js unless
 //!   `COURIER_REQUIRE_BROWSER=1`).
@@ -32,7 +41,12 @@ mod harness;
 mod host_interfaces;
 mod messaging;
 mod openapi;
+mod push;
 mod queue;
+mod quotas;
+mod retention;
 mod routes;
 mod send_refusals;
 mod sync;
+mod vendors;
+mod webhooks;

@@ -22,7 +22,11 @@ use spin_sdk::http_component;
 ///   nothing written, however often and concurrently; other content → 409.
 /// - Malformed body → 400; body over 64 KiB or text over `max_text_bytes` → 413;
 ///   bad token → 401; no relation or not a member → 403; unknown user or group →
-///   404; over `rate_per_user_per_sec` → 429 + `Retry-After`; store busy → 503.
+///   404; over `rate_per_user_per_sec`, over the org's `rate_per_org_per_sec`, or the
+///   org holding more than `org_queue_share_percent` of the queue → 429 +
+///   `Retry-After`; store busy → 503.
+/// - Queues the `message.sent` deliveries of the sender's org's webhooks in the same
+///   transaction (delivered later by the `webhooks` component, never here).
 #[http_component]
 fn send(req: Request) -> Response {
     serve(req, handle)

@@ -2,9 +2,11 @@
 //!
 //! # Layout
 //! One handler, [`drain`]: checks the internal secret, then
-//! `courier_messaging::worker::drain` with the platform's clock and randomness; then,
-//! if push jobs are due, the `push-notify` component's drain (push delivery needs
-//! outbound HTTP to the vendors, which only `push-notify` is granted).
+//! `courier_messaging::worker::drain` with the platform's clock and randomness (and
+//! the retention policy: `retention_days`, `dead_letter_days`,
+//! `retention_interval_secs`); then, if push jobs are due, the `push-notify`
+//! component's drain, and if webhook deliveries are due, the `webhooks` component's
+//! (each needs outbound HTTP that only that component is granted).
 
 #![allow(
     unsafe_code,
@@ -16,13 +18,18 @@ use courier_messaging::errors::from_store;
 use courier_messaging::worker::{DrainConfig, drain as run_drain};
 use courier_spin::env::{check_internal_secret, config, now_ms, random_u64, store, variable};
 use courier_spin::http::{check_method, json, serve};
+use courier_store::retention;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 /// # `POST /internal/drain`
 /// Runs due queue jobs for a bounded time (`drain_budget_ms`, default 5,000) →
-/// 200 `{"done", "remaining", "dead", "dead_lettered", "retried", "push"?}` — `push` is
-/// the `push-notify` drain's report when push jobs were due.
+/// 200 `{"done", "remaining", "dead", "dead_lettered", "retried", "push"?,
+/// "webhooks"?}` — `push` and `webhooks` are the reports of the `push-notify` and
+/// `webhooks` drains, when push jobs or webhook deliveries were due.
+/// - Keeps the retention job scheduled: history older than `retention_days` (180)
+///   and dead letters older than `dead_letter_days` (7) are purged, a pass at most
+///   every `retention_interval_secs` (600), in batches of 1,000 rows.
 /// - Needs `X-Internal-Secret: <internal_secret>`; anything else → 401.
 /// - Called by the local gateway's timer, and on Spin/SpinKube by a scheduler
 ///   (a Kubernetes CronJob or `spin aka cron`) while `remaining` > 0.
@@ -50,42 +57,75 @@ fn handle(req: &Request) -> Result<Response, Error> {
         config.chunk = chunk;
     }
     config.push = courier_messaging::push::policy(&self::config()?);
+    config.retention = Some(retention_policy());
     let db = store()?;
     let mut random = || random_u64().unwrap_or_default();
     let mut report = run_drain(&db, &config, &now_ms, &mut random)?;
     let mut body = serde_json::to_value(&report).unwrap_or_default();
-    let due = courier_store::push::due_count(&db, now_ms()).map_err(from_store)?;
-    if due > 0 {
-        // Push delivery failing must not fail the queue's own drain: logged, reported.
-        body["push"] = drain_push(req).unwrap_or_else(|e| {
-            eprintln!("courier: worker: {e}");
-            serde_json::json!({"error": e.to_string()})
-        });
-        report.remaining =
-            courier_store::jobs::due_count(&db, now_ms()).map_err(from_store)? as u64;
-        body["remaining"] = report.remaining.into();
+    let lanes = [
+        (
+            "push",
+            courier_store::push::due_count(&db, now_ms()).map_err(from_store)?,
+            "http://push-notify.spin.internal/internal/push/drain",
+        ),
+        (
+            "webhooks",
+            courier_store::webhooks::due_count(&db, now_ms()).map_err(from_store)?,
+            "http://webhooks.spin.internal/internal/webhooks/drain",
+        ),
+    ];
+    for (name, due, url) in lanes {
+        if due > 0 {
+            // A delivery drain failing must not fail the queue's own: logged, reported.
+            body[name] = drain_component(req, url).unwrap_or_else(|e| {
+                eprintln!("courier: worker: {e}");
+                serde_json::json!({"error": e.to_string()})
+            });
+            report.remaining =
+                courier_store::jobs::due_count(&db, now_ms()).map_err(from_store)? as u64;
+            body["remaining"] = report.remaining.into();
+        }
     }
     Ok(json(200, &body))
 }
 
-/// Calls `POST http://push-notify.spin.internal/internal/push/drain` (in-process on
-/// Spin and the local gateway) with this request's internal secret.
-fn drain_push(req: &Request) -> Result<serde_json::Value, Error> {
+/// The retention policy from the variables (defaults where unset or not a positive
+/// integer).
+fn retention_policy() -> retention::Policy {
+    const DAY_MS: i64 = 86_400_000;
+    let positive = |name: &str| {
+        variable(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|n| *n > 0)
+    };
+    let defaults = retention::Policy::default();
+    retention::Policy {
+        keep_ms: positive("retention_days").map_or(defaults.keep_ms, |d| d.saturating_mul(DAY_MS)),
+        dead_keep_ms: positive("dead_letter_days")
+            .map_or(defaults.dead_keep_ms, |d| d.saturating_mul(DAY_MS)),
+        every_ms: positive("retention_interval_secs")
+            .map_or(defaults.every_ms, |s| s.saturating_mul(1000)),
+        ..defaults
+    }
+}
+
+/// Calls another component's drain route (`POST http://<component>.spin.internal/…`,
+/// in-process on Spin and the local gateway) with this request's internal secret.
+fn drain_component(req: &Request, url: &str) -> Result<serde_json::Value, Error> {
     let secret = req
         .header("x-internal-secret")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
-    let call = Request::post("http://push-notify.spin.internal/internal/push/drain", ())
+    let call = Request::post(url, ())
         .header("x-internal-secret", secret)
         .build();
     let answer: Response = spin_sdk::http::run(spin_sdk::http::send(call))
-        .map_err(|e| Error::Internal(format!("push-notify drain: {e}")))?;
+        .map_err(|e| Error::Internal(format!("{url}: {e}")))?;
     if *answer.status() != 200 {
         return Err(Error::Internal(format!(
-            "push-notify drain answered {}",
+            "{url} answered {}",
             answer.status()
         )));
     }
-    serde_json::from_slice(answer.body())
-        .map_err(|e| Error::Internal(format!("push-notify drain: {e}")))
+    serde_json::from_slice(answer.body()).map_err(|e| Error::Internal(format!("{url}: {e}")))
 }

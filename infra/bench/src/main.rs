@@ -94,6 +94,14 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Push: a 10,000-member message to offline Web Push users through a local fake
+    /// push service — time to the last push request, push jobs/s (native encryption
+    /// and signing on one core as baseline).
+    Push {
+        /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -150,7 +158,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
             Box::pin(bench::queue::run(fixture))
         }),
+        Command::Push { no_build } => {
+            // The fake push service's port must be in the app's variables before the
+            // gateway starts.
+            let service = std::net::TcpListener::bind("127.0.0.1:0")?;
+            for (name, value) in bench::push::variables(service.local_addr()?) {
+                set_env(&name, &value);
+            }
+            scenario("push", no_build, move |fixture| {
+                Box::pin(bench::push::run(fixture, service))
+            })
+        }
     }
+}
+
+/// Sets an environment variable while the process has one thread.
+#[allow(
+    unsafe_code,
+    reason = "set_var is unsafe with other threads; called before any runtime starts"
+)]
+fn set_env(name: &str, value: &str) {
+    // SAFETY: no other thread exists yet (the runtime is built after this).
+    unsafe { std::env::set_var(name, value) };
 }
 
 type RowsFuture<'a> =

@@ -27,6 +27,14 @@ pub struct Config {
     pub rate_per_user_per_sec: u32,
     /// Token-bucket size per user. Default 20.
     pub rate_burst: u32,
+    /// Token-bucket refill per org (all its users' sends), per second; the bucket
+    /// holds twice this. Default 500.
+    pub rate_per_org_per_sec: u32,
+    /// An org holding more than this percentage of the worker's queued jobs has its
+    /// sends refused (429) until the queue drains. Default 20.
+    pub org_queue_share_percent: u32,
+    /// …once it holds more than this many queued jobs. Default 100.
+    pub org_queue_floor: u32,
     /// How long after `sent_at` a sender may recall, in seconds. Default 86400.
     pub recall_window_secs: u64,
     /// A device without a sync for this long is offline, in seconds. Default 60.
@@ -49,6 +57,9 @@ impl Default for Config {
             control_fanout_max_members: 2000,
             rate_per_user_per_sec: 10,
             rate_burst: 20,
+            rate_per_org_per_sec: 500,
+            org_queue_share_percent: 20,
+            org_queue_floor: 100,
             recall_window_secs: 86_400,
             presence_ttl_secs: 60,
             push_delay_ms: 1000,
@@ -59,7 +70,7 @@ impl Default for Config {
 
 impl Config {
     /// The variable names [`Config::from_lookup`] asks for, to declare in `spin.toml`.
-    pub const VARIABLES: [&'static str; 12] = [
+    pub const VARIABLES: [&'static str; 15] = [
         "max_text_bytes",
         "max_body_bytes",
         "max_directory_body_bytes",
@@ -68,6 +79,9 @@ impl Config {
         "control_fanout_max_members",
         "rate_per_user_per_sec",
         "rate_burst",
+        "rate_per_org_per_sec",
+        "org_queue_share_percent",
+        "org_queue_floor",
         "recall_window_secs",
         "presence_ttl_secs",
         "push_delay_ms",
@@ -105,6 +119,23 @@ impl Config {
                 1,
             )?,
             rate_burst: read(lookup, "rate_burst", d.rate_burst, 1)?,
+            rate_per_org_per_sec: read(lookup, "rate_per_org_per_sec", d.rate_per_org_per_sec, 1)?,
+            org_queue_share_percent: read(
+                lookup,
+                "org_queue_share_percent",
+                d.org_queue_share_percent,
+                1,
+            )
+            .and_then(|p| {
+                if p > 100 {
+                    Err(Error::Config(
+                        "variable org_queue_share_percent: at most 100".into(),
+                    ))
+                } else {
+                    Ok(p)
+                }
+            })?,
+            org_queue_floor: read(lookup, "org_queue_floor", d.org_queue_floor, 0)?,
             recall_window_secs: read(lookup, "recall_window_secs", d.recall_window_secs, 0)?,
             presence_ttl_secs: read(lookup, "presence_ttl_secs", d.presence_ttl_secs, 1)?,
             push_delay_ms: read(lookup, "push_delay_ms", d.push_delay_ms, 0)?,
@@ -165,6 +196,9 @@ mod tests {
         assert_eq!(config.control_fanout_max_members, 2000);
         assert_eq!(config.rate_per_user_per_sec, 10);
         assert_eq!(config.rate_burst, 20);
+        assert_eq!(config.rate_per_org_per_sec, 500);
+        assert_eq!(config.org_queue_share_percent, 20);
+        assert_eq!(config.org_queue_floor, 100);
         assert_eq!(config.recall_window_secs, 86_400);
         assert_eq!(config.presence_ttl_secs, 60);
     }
@@ -212,6 +246,22 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_share_over_a_hundred_percent_is_a_config_error() {
+        assert!(matches!(
+            from(&[("org_queue_share_percent", "101")]),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            from(&[("org_queue_share_percent", "0")]),
+            Err(Error::Config(_))
+        ));
+        assert_eq!(
+            from(&[("org_queue_share_percent", "100")]).map(|c| c.org_queue_share_percent),
+            Ok(100)
+        );
+    }
+
+    #[test]
     fn rate_over_u32_is_a_config_error() {
         assert!(matches!(
             from(&[("rate_burst", "4294967296")]),
@@ -232,6 +282,9 @@ mod tests {
             control_fanout_max_members: 7,
             rate_per_user_per_sec: 7,
             rate_burst: 7,
+            rate_per_org_per_sec: 7,
+            org_queue_share_percent: 7,
+            org_queue_floor: 7,
             recall_window_secs: 7,
             presence_ttl_secs: 7,
             push_delay_ms: 7,

@@ -10,7 +10,7 @@
 //!   `Retry-After`.
 //! - [`config`]: typed limits read from string variables with defaults ([`Config`]).
 //! - [`ids`]: validated ids — [`UserId`], [`GroupId`], [`MsgId`], [`ClientMsgId`],
-//!   [`DeviceId`], [`OrgId`], [`Seq`], [`ConvId`].
+//!   [`DeviceId`], [`OrgId`], [`WebhookId`], [`Seq`], [`ConvId`].
 //! - [`content`]: message [`Content`], its limits and its canonical form (idempotency).
 //! - [`api`]: wire types — request bodies ([`api::parse_request`]), query strings,
 //!   stream [`api::Entry`]s and response bodies.
@@ -32,4 +32,4 @@ pub mod streams;
 pub use config::Config;
 pub use content::Content;
 pub use error::Error;
-pub use ids::{ClientMsgId, ConvId, DeviceId, GroupId, MsgId, OrgId, Seq, UserId};
+pub use ids::{ClientMsgId, ConvId, DeviceId, GroupId, MsgId, OrgId, Seq, UserId, WebhookId};

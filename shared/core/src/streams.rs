@@ -1,7 +1,8 @@
 //! Rules of reading a stream: sync pages, acks, history pages, device presence.
 //!
-//! Streams are dense (seqs 1..=head, none ever removed: a recall erases content but
-//! keeps the entry), which is what lets `more` be computed from `head` alone.
+//! Streams are dense: seqs `trimmed + 1 ..= head` (a recall erases content but keeps
+//! the entry; retention purges only a stream's oldest entries, and records how far in
+//! `trimmed`), which is what lets `more` be computed from `head` alone.
 
 use crate::api::{Entry, HistoryResponse, SyncResponse};
 use crate::error::Error;
@@ -20,16 +21,25 @@ pub fn check_within_head(field: &str, seq: Seq, head: Seq) -> Result<(), Error> 
 }
 
 /// The sync answer for `entries` (ascending, all `> after`, as many as the store read
-/// up to `limit`). `next` is the last entry's seq, or `after` when there is none.
+/// up to `limit`) of a stream whose entries up to `trimmed` were purged. `next` is the
+/// last entry's seq or, when there is none, `after` (or `trimmed`, if `after` points
+/// into purged history, which the answer then names in `trimmed_before`).
 /// `after > head` is a bad request.
-pub fn sync_page(after: Seq, head: Seq, entries: Vec<Entry>) -> Result<SyncResponse, Error> {
+pub fn sync_page(
+    after: Seq,
+    head: Seq,
+    trimmed: Seq,
+    entries: Vec<Entry>,
+) -> Result<SyncResponse, Error> {
     check_within_head("after", after, head)?;
-    let next = entries.last().map_or(after, |entry| entry.seq);
+    let trimmed_before = (after < trimmed).then_some(trimmed);
+    let next = entries.last().map_or(after.max(trimmed), |entry| entry.seq);
     Ok(SyncResponse {
         more: next < head,
         next,
         head,
         entries,
+        trimmed_before,
     })
 }
 
@@ -90,17 +100,17 @@ mod tests {
 
     #[test]
     fn sync_page_points_next_at_the_last_entry_and_reports_more() {
-        let page = sync_page(seq(4), seq(10), entries(&[5, 6, 7])).expect("valid");
+        let page = sync_page(seq(4), seq(10), Seq::ZERO, entries(&[5, 6, 7])).expect("valid");
         assert_eq!((page.next, page.head, page.more), (seq(7), seq(10), true));
-        let last = sync_page(seq(7), seq(10), entries(&[8, 9, 10])).expect("valid");
+        let last = sync_page(seq(7), seq(10), Seq::ZERO, entries(&[8, 9, 10])).expect("valid");
         assert_eq!((last.next, last.more), (seq(10), false));
     }
 
     #[test]
     fn empty_sync_page_keeps_next_at_after() {
-        let page = sync_page(seq(10), seq(10), vec![]).expect("valid");
+        let page = sync_page(seq(10), seq(10), Seq::ZERO, vec![]).expect("valid");
         assert_eq!((page.next, page.more), (seq(10), false));
-        let fresh = sync_page(Seq::ZERO, Seq::ZERO, vec![]).expect("valid");
+        let fresh = sync_page(Seq::ZERO, Seq::ZERO, Seq::ZERO, vec![]).expect("valid");
         assert_eq!(
             (fresh.next, fresh.head, fresh.more),
             (Seq::ZERO, Seq::ZERO, false)
@@ -108,9 +118,30 @@ mod tests {
     }
 
     #[test]
+    fn sync_from_purged_history_names_the_trim_and_starts_above_it() {
+        let page = sync_page(seq(3), seq(20), seq(10), entries(&[11, 12])).expect("valid");
+        assert_eq!(page.trimmed_before, Some(seq(10)));
+        assert_eq!((page.next, page.more), (seq(12), true));
+        // Everything purged: `next` moves past the trim, so the client cannot loop.
+        let gone = sync_page(Seq::ZERO, seq(10), seq(10), vec![]).expect("valid");
+        assert_eq!(
+            (gone.trimmed_before, gone.next, gone.more),
+            (Some(seq(10)), seq(10), false)
+        );
+        // A cursor at or past the trim saw nothing purged.
+        let fine = sync_page(seq(10), seq(20), seq(10), entries(&[11])).expect("valid");
+        assert_eq!(fine.trimmed_before, None);
+        assert!(
+            !serde_json::to_string(&fine)
+                .expect("serializes")
+                .contains("trimmed_before")
+        );
+    }
+
+    #[test]
     fn sync_after_beyond_head_is_a_bad_request() {
         assert_eq!(
-            sync_page(seq(11), seq(10), vec![]).map_err(|e| e.code()),
+            sync_page(seq(11), seq(10), Seq::ZERO, vec![]).map_err(|e| e.code()),
             Err("bad_request")
         );
     }

@@ -14,6 +14,7 @@
 //! - [`receipts`]: `POST /v1/receipts`, `GET /v1/messages/{id}/receipts`.
 //! - [`recall`]: `POST /v1/messages/{id}/recall`.
 //! - [`push`]: device registration, vendor callbacks, push delivery.
+//! - [`webhooks`]: webhook subscriptions (admin) and the delivery of their events.
 //! - [`worker`]: `POST /internal/drain` — lanes, slices, retries, dead letters.
 
 pub mod ack;
@@ -25,6 +26,7 @@ pub mod reads;
 pub mod recall;
 pub mod receipts;
 pub mod send;
+pub mod webhooks;
 pub mod worker;
 
 /// A service's answer: the HTTP status and the JSON body.

@@ -41,7 +41,8 @@ pub fn touch<S: Sql + ?Sized>(
     .map_err(from_store)
 }
 
-/// One pass of `GET /v1/sync`: the entries after `after`, ascending.
+/// One pass of `GET /v1/sync`: the entries after `after`, ascending; `trimmed_before`
+/// when `after` points into history the retention purge removed.
 pub fn sync_once<S: Sql + ?Sized>(
     sql: &S,
     caller: &Identity,
@@ -59,7 +60,12 @@ pub fn sync_once<S: Sql + ?Sized>(
         .into_iter()
         .map(to_entry)
         .collect::<Result<Vec<_>, _>>()?;
-    streams::sync_page(query.after, Seq::new(page.head)?, entries)
+    streams::sync_page(
+        query.after,
+        Seq::new(page.head)?,
+        Seq::new(page.trimmed)?,
+        entries,
+    )
 }
 
 /// `GET /v1/conversations`: the offline counters, most recent first.

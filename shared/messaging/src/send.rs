@@ -7,7 +7,8 @@ use courier_core::ratelimit::{Bucket, Decision, decide};
 use courier_core::{Config, ConvId, Error, MsgId, Seq};
 use courier_store::Sql;
 use courier_store::directory;
-use courier_store::messages::{self, NewMessage, Recipients, SendOutcome, Sent};
+use courier_store::messages::{self, Limits, NewMessage, Recipients, SendOutcome, Sent};
+use courier_store::quotas::QueueShare;
 use sha2::{Digest, Sha256};
 
 use crate::errors::from_store;
@@ -71,6 +72,25 @@ fn authorize<'a, S: Sql + ?Sized>(
     }
 }
 
+/// `Retry-After` of a send refused for its org's share of the queue: about how long
+/// the worker takes to work a backlog down.
+pub const QUEUE_SHARE_RETRY_AFTER_SECS: u64 = 5;
+
+/// A token bucket of `rate` per second holding `burst`, at `now`.
+fn limiter(
+    rate: u32,
+    burst: u32,
+    now: i64,
+) -> impl Fn(Option<(f64, i64)>) -> Result<(f64, i64), u64> {
+    move |bucket| {
+        let bucket = bucket.map(|(tokens, updated_ms)| Bucket { tokens, updated_ms });
+        match decide(bucket, rate, burst, now) {
+            Decision::Allow(b) => Ok((b.tokens, b.updated_ms)),
+            Decision::Limited { retry_after_secs } => Err(retry_after_secs),
+        }
+    }
+}
+
 fn response(sent: Sent) -> Result<SendResponse, Error> {
     Ok(SendResponse {
         msg_id: MsgId::parse(&sent.msg_id)?,
@@ -91,7 +111,9 @@ fn response(sent: Sent) -> Result<SendResponse, Error> {
 /// - A repeated `client_msg_id` with the same content → 200 with the identical body,
 ///   nothing written, even if the sender may no longer message the recipient; with
 ///   other content (or another recipient) → 409.
-/// - No relation / not a member → 403; unknown recipient → 404; over the rate → 429.
+/// - No relation / not a member → 403; unknown recipient → 404; over the sender's
+///   rate, its org's rate, or its org's share of the queue → 429 + `Retry-After`
+///   (other orgs are unaffected).
 pub fn send<S: Sql + ?Sized>(
     sql: &S,
     config: &Config,
@@ -115,13 +137,17 @@ pub fn send<S: Sql + ?Sized>(
     }
     let recipients = authorize(sql, config, caller, &req.to)?;
     let msg_id = MsgId::generate(now, random);
-    let (rate, burst) = (config.rate_per_user_per_sec, config.rate_burst);
-    let limiter = move |bucket: Option<(f64, i64)>| {
-        let bucket = bucket.map(|(tokens, updated_ms)| Bucket { tokens, updated_ms });
-        match decide(bucket, rate, burst, now) {
-            Decision::Allow(b) => Ok((b.tokens, b.updated_ms)),
-            Decision::Limited { retry_after_secs } => Err(retry_after_secs),
-        }
+    let user_bucket = limiter(config.rate_per_user_per_sec, config.rate_burst, now);
+    let org_rate = config.rate_per_org_per_sec;
+    let org_bucket = limiter(org_rate, org_rate.saturating_mul(2), now);
+    let limits = Limits {
+        user: &user_bucket,
+        org: Some(&org_bucket),
+        queue_share: Some(QueueShare {
+            percent: i64::from(config.org_queue_share_percent),
+            floor: i64::from(config.org_queue_floor),
+            retry_after_secs: QUEUE_SHARE_RETRY_AFTER_SECS,
+        }),
     };
     let msg = NewMessage {
         msg_id: msg_id.as_str(),
@@ -135,7 +161,7 @@ pub fn send<S: Sql + ?Sized>(
         from_queue: false,
         push: crate::push::policy(config),
     };
-    let outcome = match messages::send(sql, &msg, &limiter) {
+    let outcome = match messages::send_with(sql, &msg, &limits) {
         Ok(outcome) => outcome,
         // The overload path: valid, authorized, but the store is busy. Make it
         // durable as a queue job and answer `accepted`; if even that fails, 503.

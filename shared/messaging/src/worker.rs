@@ -4,11 +4,12 @@
 //! of low-lane fan-out never delays high-lane work by more than one low-lane slice;
 //! a long job (a 10,000-member fan-out) runs in slices and yields between them. A
 //! failed job is retried with exponential backoff and jitter and dead-lettered after
-//! the hold time.
+//! the hold time. With a retention policy, every drain makes sure the retention job
+//! exists; its passes run in the low lane, in bounded steps like a fan-out.
 
 use courier_core::Error;
 use courier_store::jobs::{self, Claimed, Lane};
-use courier_store::{Sql, StoreError, fanout, messages, push, recall, receipts};
+use courier_store::{Sql, StoreError, fanout, messages, push, recall, receipts, retention};
 
 use crate::errors::from_store;
 
@@ -31,6 +32,9 @@ pub struct DrainConfig {
     pub shares: [usize; 3],
     /// When the messages the worker writes push to offline members.
     pub push: push::Policy,
+    /// What to purge and how often; `None`: no retention job is scheduled (a
+    /// retention job already queued runs with the default policy).
+    pub retention: Option<retention::Policy>,
 }
 
 impl Default for DrainConfig {
@@ -44,6 +48,7 @@ impl Default for DrainConfig {
             hold_ms: 30 * 60 * 1000,
             shares: [32, 8, 2],
             push: push::Policy::default(),
+            retention: None,
         }
     }
 }
@@ -82,6 +87,9 @@ pub fn drain<S: Sql + ?Sized>(
     let started = clock();
     let lease = format!("w{:016x}", random());
     let mut report = DrainReport::default();
+    if config.retention.is_some() {
+        retention::schedule(sql, started).map_err(from_store)?;
+    }
     loop {
         let mut ran = 0;
         for lane in Lane::ALL {
@@ -175,6 +183,40 @@ fn run<S: Sql + ?Sized>(
                     recall::Step::Done => return Ok(Ran::Finished),
                     recall::Step::More { payload } => {
                         job.payload = payload;
+                        if clock() >= slice_end {
+                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
+                            return Ok(Ran::Yielded);
+                        }
+                    }
+                }
+            }
+        }
+        retention::KIND => {
+            let policy = config.retention.unwrap_or_default();
+            let mut job = job.clone();
+            loop {
+                let (step, progress) = retention::step(sql, &job, &policy, clock())?;
+                match step {
+                    retention::Step::LeaseLost => return Ok(Ran::LeaseLost),
+                    retention::Step::Done => {
+                        let n = progress.purged;
+                        if n != retention::Counts::default() {
+                            eprintln!(
+                                "courier: retention purged {} entries, {} conversations, {} messages, \
+                                 {} receipts, {} push deliveries, {} dead jobs",
+                                n.entries,
+                                n.conversations,
+                                n.messages,
+                                n.receipts,
+                                n.deliveries,
+                                n.dead_jobs
+                            );
+                        }
+                        return Ok(Ran::Finished);
+                    }
+                    retention::Step::More => {
+                        job.payload = serde_json::to_string(&progress)
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
                         if clock() >= slice_end {
                             jobs::advance(sql, &job, &job.payload, Some(clock()))?;
                             return Ok(Ran::Yielded);

@@ -183,6 +183,7 @@ fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
         key: None,
         payload: "{}",
         run_at: 0,
+        org: None,
     };
     jobs::enqueue(&db, &job, 0).unwrap();
     let first = run_drain(&db, 0);

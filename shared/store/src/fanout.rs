@@ -22,12 +22,15 @@ pub const MAX_BATCH: usize = 32;
 /// Job kind of group fan-out.
 pub const KIND: &str = "fanout";
 
-/// In the send's transaction: queues `msg_id` for fan-out to the members of `gid`.
+/// In the send's transaction: queues `msg_id` for fan-out to the members of `gid`;
+/// the group's job counts in the share of the sender's `org` (the latest sender's,
+/// when several coalesce).
 pub fn queue<S: Sql + ?Sized>(
     sql: &S,
     gid: &str,
     msg_id: &str,
     members: i64,
+    org: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     sql.execute(
@@ -44,6 +47,7 @@ pub fn queue<S: Sql + ?Sized>(
             key: Some(gid),
             payload: &json!({ "gid": gid, "batch": [], "cursor": "" }).to_string(),
             run_at: now,
+            org: Some(org),
         },
         now,
     )

@@ -22,6 +22,9 @@ pub enum Lane {
     /// Push deliveries: claimed only by the `push-notify` component (they need
     /// outbound HTTP), never by the worker's lane rounds.
     Push = 3,
+    /// Webhook deliveries: claimed only by the `webhooks` component (outbound HTTP
+    /// to the subscribers), never by the worker's lane rounds.
+    Webhook = 4,
 }
 
 impl Lane {
@@ -43,6 +46,7 @@ impl Lane {
             Lane::Medium => "medium",
             Lane::Low => "low",
             Lane::Push => "push",
+            Lane::Webhook => "webhook",
         }
     }
 }
@@ -58,15 +62,19 @@ pub struct NewJob<'a> {
     pub key: Option<&'a str>,
     pub payload: &'a str,
     pub run_at: i64,
+    /// The org whose request queued it (its share of the queue is capped); `None`
+    /// for the system's own jobs.
+    pub org: Option<&'a str>,
 }
 
 pub fn enqueue<S: Sql + ?Sized>(sql: &S, job: &NewJob<'_>, now: i64) -> Result<(), StoreError> {
     sql.execute(
-        "INSERT INTO jobs (id, lane, kind, key, payload, run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO jobs (id, lane, kind, key, payload, run_at, created_at, org) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            generation = jobs.generation + 1,
            run_at = CASE WHEN excluded.run_at < jobs.run_at THEN excluded.run_at ELSE jobs.run_at END,
-           state = 'ready'",
+           state = 'ready',
+           org = COALESCE(excluded.org, jobs.org)",
         &[
             job.id.into(),
             (job.lane as i64).into(),
@@ -75,6 +83,7 @@ pub fn enqueue<S: Sql + ?Sized>(sql: &S, job: &NewJob<'_>, now: i64) -> Result<(
             job.payload.into(),
             job.run_at.into(),
             now.into(),
+            job.org.into(),
         ],
     )?;
     Ok(())
@@ -261,6 +270,17 @@ pub fn due_count<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, StoreError> 
         .query_i64(
             "SELECT count(*) FROM jobs WHERE state = 'ready' AND run_at <= ? AND locked_until <= ?",
             &[now.into(), now.into()],
+        )?
+        .unwrap_or(0))
+}
+
+/// Jobs of one lane due now (the worker asks before calling the component that
+/// delivers a lane it does not run itself).
+pub fn due_in_lane<S: Sql + ?Sized>(sql: &S, lane: Lane, now: i64) -> Result<i64, StoreError> {
+    Ok(sql
+        .query_i64(
+            "SELECT count(*) FROM jobs WHERE state = 'ready' AND lane = ? AND run_at <= ? AND locked_until <= ?",
+            &[(lane as i64).into(), now.into(), now.into()],
         )?
         .unwrap_or(0))
 }

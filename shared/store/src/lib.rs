@@ -7,7 +7,7 @@
 //! - [`schema`]: versioned migrations, applied on first use.
 //! - [`streams`]: set-based appends to per-user streams (seq allocation).
 //! - [`directory`]: users, groups, members, relations; authorization facts.
-//! - [`messages`]: send — idempotency, rate limit and fan-out in one transaction.
+//! - [`messages`]: send — idempotency, quotas and fan-out in one transaction.
 //! - [`reads`]: sync pages, history, the conversation list.
 //! - [`receipts`]: read marks, per-sender merged receipt jobs, read/unread lists.
 //! - [`recall`]: erase and announce, inline or through a chunked job.
@@ -15,6 +15,9 @@
 //! - [`push`]: push registrations, coalesced per-user push jobs, delivery records.
 //! - [`fanout`]: large-group fan-out through the queue, merged per chunk.
 //! - [`jobs`]: the durable queue: enqueue, claim with lease, complete, retry, dead-letter.
+//! - [`quotas`]: the per-user and per-org token buckets, an org's share of the queue.
+//! - [`retention`]: the purge of old history and dead letters, in bounded batches.
+//! - [`webhooks`]: subscriptions, and event deliveries queued with the event's data.
 //! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
 
 pub mod devices;
@@ -26,12 +29,15 @@ pub mod messages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod push;
+pub mod quotas;
 pub mod reads;
 pub mod recall;
 pub mod receipts;
+pub mod retention;
 pub mod schema;
 pub mod sql;
 pub mod streams;
+pub mod webhooks;
 
 pub use error::StoreError;
 pub use sql::{Dialect, Row, Sql, SqlError, SqlValue};

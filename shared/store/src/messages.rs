@@ -1,5 +1,5 @@
-//! Sending: the idempotency check, the rate limiter and the fan-out of one message,
-//! all in the request's single write transaction.
+//! Sending: the idempotency check, the quotas and the fan-out of one message, all in
+//! the request's single write transaction.
 
 use crate::error::StoreError;
 use crate::sql::{Sql, SqlValue, write_tx};
@@ -54,11 +54,19 @@ pub enum SendOutcome {
     Duplicate(Sent),
 }
 
-/// A token bucket: `(tokens, updated_ms)`.
-pub type Bucket = (f64, i64);
+pub use crate::quotas::{Bucket, RateDecision};
+use crate::quotas::{QueueShare, check_queue_share, org_of, take_token};
 
-/// The rate limiter's verdict on a bucket: the new bucket, or seconds to wait.
-pub type RateDecision<'a> = &'a dyn Fn(Option<Bucket>) -> Result<Bucket, u64>;
+/// What a send must pass besides its own checks (retries and queued sends pass free).
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    /// The sender's bucket (`user:<uid>`).
+    pub user: RateDecision<'a>,
+    /// The sender's org's bucket (`org:<org>`), if limited.
+    pub org: Option<RateDecision<'a>>,
+    /// The org's share of the queue, if capped.
+    pub queue_share: Option<QueueShare>,
+}
 
 fn existing<S: Sql + ?Sized>(
     sql: &S,
@@ -111,33 +119,27 @@ pub fn find_sent<S: Sql + ?Sized>(
     }
 }
 
-fn take_token<S: Sql + ?Sized>(
-    sql: &S,
-    key: &str,
-    decide: RateDecision<'_>,
-) -> Result<(), StoreError> {
-    let bucket = sql
-        .query_row(
-            "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?",
-            &[key.into()],
-        )?
-        .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0)));
-    let (tokens, updated) =
-        decide(bucket).map_err(|retry_after_secs| StoreError::RateLimited { retry_after_secs })?;
-    sql.execute(
-        "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
-         ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
-        &[key.into(), SqlValue::Real(tokens), updated.into()],
-    )?;
-    Ok(())
-}
-
-/// Stores a message and appends it to every recipient's stream, in one transaction:
-/// idempotency check, rate limit (retries are free), message row, entries, counters.
+/// [`send_with`] limited by the sender's bucket only.
 pub fn send<S: Sql + ?Sized>(
     sql: &S,
     msg: &NewMessage<'_>,
     rate: RateDecision<'_>,
+) -> Result<SendOutcome, StoreError> {
+    let limits = Limits {
+        user: rate,
+        org: None,
+        queue_share: None,
+    };
+    send_with(sql, msg, &limits)
+}
+
+/// Stores a message and appends it to every recipient's stream, in one transaction:
+/// idempotency check, quotas (retries are free), message row, entries, counters, the
+/// pushes and the `message.sent` webhook deliveries it owes.
+pub fn send_with<S: Sql + ?Sized>(
+    sql: &S,
+    msg: &NewMessage<'_>,
+    limits: &Limits<'_>,
 ) -> Result<SendOutcome, StoreError> {
     write_tx(sql, |sql| {
         if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
@@ -148,8 +150,16 @@ pub fn send<S: Sql + ?Sized>(
         {
             return Ok(SendOutcome::Duplicate(queued));
         }
+        let org = org_of(sql, msg.sender)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
         if !msg.from_queue {
-            take_token(sql, &format!("user:{}", msg.sender), rate)?;
+            take_token(sql, &format!("user:{}", msg.sender), limits.user)?;
+            if let Some(decide) = limits.org {
+                take_token(sql, &format!("org:{org}"), decide)?;
+            }
+            if let Some(share) = &limits.queue_share {
+                check_queue_share(sql, &org, share)?;
+            }
         }
         let direct: Vec<String>;
         let sender_only = [msg.sender.to_string()];
@@ -217,8 +227,16 @@ pub fn send<S: Sql + ?Sized>(
             crate::push::queue_offline(sql, &candidates, &trigger, &msg.push, msg.sent_at)?;
         }
         if let Recipients::LargeGroup { gid, members } = msg.to {
-            crate::fanout::queue(sql, gid, msg.msg_id, members, msg.sent_at)?;
+            crate::fanout::queue(sql, gid, msg.msg_id, members, &org, msg.sent_at)?;
         }
+        crate::webhooks::emit(
+            sql,
+            &org,
+            "message.sent",
+            &format!("msg:{}:sent", msg.msg_id),
+            msg.sent_at,
+            || sent_event(msg, seq),
+        )?;
         Ok(SendOutcome::Created(Sent {
             msg_id: msg.msg_id.to_string(),
             conv: msg.conv.to_string(),
@@ -226,6 +244,26 @@ pub fn send<S: Sql + ?Sized>(
             sent_at: msg.sent_at,
             status: status.into(),
         }))
+    })
+}
+
+/// The `data` of a `message.sent` event.
+fn sent_event(msg: &NewMessage<'_>, seq: i64) -> serde_json::Value {
+    let to = match msg.to {
+        Recipients::Direct { peer } => serde_json::json!({ "user": peer }),
+        Recipients::Group { gid } | Recipients::LargeGroup { gid, .. } => {
+            serde_json::json!({ "group": gid })
+        }
+    };
+    serde_json::json!({
+        "msg_id": msg.msg_id,
+        "client_msg_id": msg.client_msg_id,
+        "conv": msg.conv,
+        "from": msg.sender,
+        "to": to,
+        "seq": seq,
+        "sent_at": msg.sent_at,
+        "content": serde_json::from_str::<serde_json::Value>(msg.content).unwrap_or_default(),
     })
 }
 
@@ -333,6 +371,7 @@ pub fn queue_retry<S: Sql + ?Sized>(
         }
         let payload =
             serde_json::to_string(&queued).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let org = org_of(sql, msg.sender)?;
         crate::jobs::enqueue(
             sql,
             &crate::jobs::NewJob {
@@ -342,6 +381,7 @@ pub fn queue_retry<S: Sql + ?Sized>(
                 key: Some(msg.sender),
                 payload: &payload,
                 run_at: now,
+                org: org.as_deref(),
             },
             now,
         )?;

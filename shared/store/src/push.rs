@@ -174,19 +174,21 @@ pub fn queue_offline<S: Sql + ?Sized>(
     }
     let (set_sql, set_params) = candidates.sql();
     let payload = serde_json::to_string(trigger).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    // The push is owed to the sender's org (its share of the queue).
     let mut params: Vec<SqlValue> = vec![
         (Lane::Push as i64).into(),
         KIND.into(),
         payload.into(),
         (now + policy.delay_ms).into(),
         now.into(),
+        trigger.sender.as_str().into(),
     ];
     params.extend(set_params);
     params.push((now - policy.presence_ttl_ms).into());
     sql.execute(
         &format!(
-            "INSERT INTO jobs (id, lane, kind, key, payload, run_at, created_at)
-             SELECT 'push:' || p.uid, ?, ?, p.uid, ?, ?, ?
+            "INSERT INTO jobs (id, lane, kind, key, payload, run_at, created_at, org)
+             SELECT 'push:' || p.uid, ?, ?, p.uid, ?, ?, ?, (SELECT org FROM users WHERE uid = ?)
              FROM (SELECT DISTINCT uid FROM push_devices WHERE uid IN ({set_sql})) p
              WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.uid = p.uid AND d.last_seen > ?)
              ON CONFLICT (id) DO UPDATE SET
@@ -234,7 +236,7 @@ pub fn pending<S: Sql + ?Sized>(
             "SELECT u.head_seq,
                (SELECT COALESCE(MAX(acked_seq), 0) FROM devices WHERE uid = u.uid),
                (SELECT count(*) FROM devices WHERE uid = u.uid AND last_seen > ?),
-               (SELECT COALESCE(SUM(unread), 0) FROM conversations WHERE uid = u.uid)
+               (SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) FROM conversations WHERE uid = u.uid)
              FROM users u WHERE u.uid = ?",
             &[(now - policy.presence_ttl_ms).into(), uid.into()],
         )?
@@ -307,10 +309,15 @@ pub fn served_devices<S: Sql + ?Sized>(sql: &S, attempt: &str) -> Result<Vec<Str
         .collect())
 }
 
-/// The id of one run of a push job: the job id and its generation, so a coalesced
-/// re-run is a new delivery and a retry of the same generation is not.
+/// The id of one run of a push job, so a coalesced re-run is a new delivery and a
+/// retry of the same generation is not: the job id, when this instance of the job was
+/// first claimed, and its generation. The claim time matters because a finished job
+/// is deleted and the user's next push is a new row that starts again at generation
+/// 0: by id and generation alone it would find the earlier push's devices "served"
+/// and notify none of them. `first_at` is kept across retries and lease expiries and
+/// reset when a newer generation re-runs the job.
 pub fn attempt_id(job: &Claimed) -> String {
-    format!("{}@{}", job.id, job.generation)
+    format!("{}@{}.{}", job.id, job.first_at, job.generation)
 }
 
 /// Ends a push job: deletes it, or — when messages arrived during the delivery
@@ -322,16 +329,99 @@ pub fn finish<S: Sql + ?Sized>(
     policy: &Policy,
     now: i64,
 ) -> Result<bool, StoreError> {
+    crate::sql::write_tx(sql, |sql| finish_in(sql, job, policy, now))
+}
+
+fn finish_in<S: Sql + ?Sized>(
+    sql: &S,
+    job: &Claimed,
+    policy: &Policy,
+    now: i64,
+) -> Result<bool, StoreError> {
+    if !jobs::check_lease(sql, job)? {
+        return Ok(false);
+    }
+    jobs::complete(sql, job, now)?;
+    sql.execute(
+        "UPDATE jobs SET run_at = ? WHERE id = ? AND lease IS NULL AND state = 'ready'",
+        &[(now + policy.interval_ms).into(), job.id.as_str().into()],
+    )?;
+    Ok(true)
+}
+
+/// How a push job run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Every device was served (or nothing was owed): [`finish`].
+    Finish,
+    /// Some device must be tried again at `at`, unless the job has been failing for
+    /// `hold_ms` already (then it is dead-lettered).
+    Retry { at: i64, hold_ms: i64 },
+}
+
+/// One job run's results: its deliveries and how it ends.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    pub job: &'a Claimed,
+    pub deliveries: Vec<Delivery<'a>>,
+    pub end: End,
+}
+
+/// What [`settle`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Registrations deleted because their token is gone.
+    pub tokens_removed: i64,
+    /// Jobs dead-lettered.
+    pub dead: Vec<String>,
+    /// Jobs whose lease was lost meanwhile (nothing of theirs was recorded).
+    pub lease_lost: i64,
+}
+
+/// Records a whole round of push deliveries in one write transaction: each job's
+/// device results (dropping registrations whose token is gone) and its end. A job
+/// whose lease was lost records nothing.
+pub fn settle<S: Sql + ?Sized>(
+    sql: &S,
+    settlements: &[Settlement<'_>],
+    policy: &Policy,
+    now: i64,
+) -> Result<Settled, StoreError> {
     crate::sql::write_tx(sql, |sql| {
-        if !jobs::check_lease(sql, job)? {
-            return Ok(false);
+        let mut settled = Settled::default();
+        for s in settlements {
+            if !jobs::check_lease(sql, s.job)? {
+                settled.lease_lost += 1;
+                continue;
+            }
+            let attempt = attempt_id(s.job);
+            for d in &s.deliveries {
+                if d.state == "token_gone" {
+                    settled.tokens_removed += sql
+                        .query_i64(
+                            "SELECT count(*) FROM push_devices WHERE vendor = ? AND token = ?",
+                            &[d.vendor.into(), d.token.into()],
+                        )?
+                        .unwrap_or(0);
+                    sql.execute(
+                        "DELETE FROM push_devices WHERE vendor = ? AND token = ?",
+                        &[d.vendor.into(), d.token.into()],
+                    )?;
+                }
+                record(sql, &attempt, d, now)?;
+            }
+            match s.end {
+                End::Finish => {
+                    finish_in(sql, s.job, policy, now)?;
+                }
+                End::Retry { at, hold_ms } => {
+                    if jobs::fail(sql, s.job, "push delivery failed", at, hold_ms, now)? {
+                        settled.dead.push(s.job.id.clone());
+                    }
+                }
+            }
         }
-        jobs::complete(sql, job, now)?;
-        sql.execute(
-            "UPDATE jobs SET run_at = ? WHERE id = ? AND lease IS NULL AND state = 'ready'",
-            &[(now + policy.interval_ms).into(), job.id.as_str().into()],
-        )?;
-        Ok(true)
+        Ok(settled)
     })
 }
 
@@ -348,12 +438,7 @@ pub fn claim<S: Sql + ?Sized>(
 
 /// Push jobs due now (the worker asks before calling `push-notify`).
 pub fn due_count<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, StoreError> {
-    Ok(sql
-        .query_i64(
-            "SELECT count(*) FROM jobs WHERE state = 'ready' AND lane = ? AND run_at <= ? AND locked_until <= ?",
-            &[(Lane::Push as i64).into(), now.into(), now.into()],
-        )?
-        .unwrap_or(0))
+    jobs::due_in_lane(sql, Lane::Push, now)
 }
 
 /// A delivery receipt from a vendor callback.
@@ -369,7 +454,8 @@ pub struct Receipt<'a> {
 }
 
 /// Applies one delivery receipt (inside a transaction): updates the matching
-/// deliveries and, when the vendor says the token is gone, drops its registrations.
+/// deliveries and, when the vendor says the token is gone, drops its registrations —
+/// the token the receipt names, or that of the deliveries its vendor id matches.
 /// Returns how many deliveries matched.
 fn apply_receipt<S: Sql + ?Sized>(sql: &S, r: &Receipt<'_>, now: i64) -> Result<i64, StoreError> {
     {
@@ -394,6 +480,20 @@ fn apply_receipt<S: Sql + ?Sized>(sql: &S, r: &Receipt<'_>, now: i64) -> Result<
                 &params,
             )?
             .unwrap_or(0);
+        if r.state == "token_gone" {
+            // A receipt naming only the vendor's id of a notification still means the
+            // token it went to is dead: drop the registrations of the matched
+            // deliveries' tokens (before their state changes, which the filter reads).
+            let mut gone: Vec<SqlValue> = vec![r.vendor.into()];
+            gone.extend(params.iter().cloned());
+            sql.execute(
+                &format!(
+                    "DELETE FROM push_devices WHERE vendor = ?
+                     AND token IN (SELECT token FROM push_deliveries WHERE {filter})"
+                ),
+                &gone,
+            )?;
+        }
         let mut update: Vec<SqlValue> = vec![r.state.into(), r.detail.into(), now.into()];
         update.append(&mut params);
         sql.execute(

@@ -53,6 +53,8 @@ pub struct Page {
     pub entries: Vec<StoredEntry>,
     pub head: i64,
     pub more: bool,
+    /// Entries at or below this seq were purged (retention); 0 if none were.
+    pub trimmed: i64,
 }
 
 /// Entries with `seq > after`, ascending, at most `limit`.
@@ -62,13 +64,20 @@ pub fn sync_page<S: Sql + ?Sized>(
     after: i64,
     limit: i64,
 ) -> Result<Page, StoreError> {
-    let head = crate::streams::head(sql, uid)?
+    let row = sql
+        .query_row(
+            "SELECT head_seq, trimmed_seq FROM users WHERE uid = ?",
+            &[uid.into()],
+        )?
         .ok_or_else(|| StoreError::NotFound(format!("user {uid}")))?;
+    let head = row.first().and_then(SqlValue::as_i64).unwrap_or(0);
+    let trimmed = row.get(1).and_then(SqlValue::as_i64).unwrap_or(0);
     if after >= head {
         return Ok(Page {
             entries: Vec::new(),
             head,
             more: false,
+            trimmed,
         });
     }
     let rows = sql.query(
@@ -76,11 +85,12 @@ pub fn sync_page<S: Sql + ?Sized>(
         &[uid.into(), after.into(), limit.into()],
     )?;
     let entries = entries(rows);
-    let last = entries.last().map_or(after, |e| e.seq);
+    let last = entries.last().map_or(after.max(trimmed), |e| e.seq);
     Ok(Page {
         more: last < head,
         entries,
         head,
+        trimmed,
     })
 }
 

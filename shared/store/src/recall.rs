@@ -64,7 +64,8 @@ fn holders(msg_id: &str, after: &str, upto: Option<&str>, except: &str) -> UserS
 }
 
 /// Recalls a message (the caller checked the rules): erases the content and writes
-/// the `recall` entries, or queues them when more than `inline_max` streams hold it.
+/// the `recall` entries, or queues them when more than `inline_max` streams hold it;
+/// queues the `message.recalled` webhook deliveries of the sender's org.
 /// A repeat does nothing. Returns whether this call recalled it.
 pub fn recall<S: Sql + ?Sized>(
     sql: &S,
@@ -92,6 +93,7 @@ pub fn recall<S: Sql + ?Sized>(
                 &[msg_id.into()],
             )?
             .unwrap_or(0);
+        let org = crate::quotas::org_of(sql, &facts.sender)?.unwrap_or_default();
         let new_entry = entry(msg_id, &facts, now);
         append(
             sql,
@@ -111,10 +113,28 @@ pub fn recall<S: Sql + ?Sized>(
                     key: facts.conv.strip_prefix("g:"),
                     payload: &json!({ "msg_id": msg_id, "cursor": "" }).to_string(),
                     run_at: now,
+                    org: Some(&org),
                 },
                 now,
             )?;
         }
+        crate::webhooks::emit(
+            sql,
+            &org,
+            "message.recalled",
+            &format!("msg:{msg_id}:recalled"),
+            now,
+            || {
+                json!({
+                    "msg_id": msg_id,
+                    "client_msg_id": facts.client_msg_id,
+                    "conv": facts.conv,
+                    "from": facts.sender,
+                    "sent_at": facts.sent_at,
+                    "recalled_at": now,
+                })
+            },
+        )?;
         Ok(true)
     })
 }

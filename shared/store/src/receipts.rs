@@ -46,8 +46,9 @@ pub fn stream_messages<S: Sql + ?Sized>(
 }
 
 /// Marks `messages` (all from others, all in the reader's stream) read by `reader`, in
-/// one transaction: receipt rows, the reader's `read` entry, the unread counters, and
-/// a receipt job per sender. Returns the ids newly marked (a repeat marks none).
+/// one transaction: receipt rows, the reader's `read` entry, the unread counters, a
+/// receipt job per sender, and the `message.read` webhook deliveries of the reader's
+/// org. Returns the ids newly marked (a repeat marks none).
 pub fn mark_read<S: Sql + ?Sized>(
     sql: &S,
     reader: &str,
@@ -78,6 +79,7 @@ pub fn mark_read<S: Sql + ?Sized>(
             return Ok(newly);
         }
         let data = json!({ "msg_ids": newly }).to_string();
+        let org = crate::quotas::org_of(sql, reader)?.unwrap_or_default();
         append(
             sql,
             &UserSet::List(&[reader.to_string()]),
@@ -119,10 +121,21 @@ pub fn mark_read<S: Sql + ?Sized>(
                     key: Some(sender),
                     payload: &json!({ "sender": sender }).to_string(),
                     run_at: now,
+                    org: Some(&org),
                 },
                 now,
             )?;
         }
+        // The reader's `read` entry (now its head) names the event: unique per reader.
+        let read_seq = head(sql, reader)?.unwrap_or_default();
+        crate::webhooks::emit(
+            sql,
+            &org,
+            "message.read",
+            &format!("read:{reader}:{read_seq}"),
+            now,
+            || json!({ "reader": reader, "msg_ids": newly, "read_at": now }),
+        )?;
         Ok(newly)
     })
 }

@@ -168,6 +168,36 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (vendor, nonce))",
         ],
     ),
+    (
+        4,
+        &[
+            // Retention: every entry of a stream at or below `trimmed_seq` was purged.
+            "ALTER TABLE users ADD COLUMN trimmed_seq BIGINT NOT NULL DEFAULT 0",
+            "CREATE INDEX IF NOT EXISTS messages_by_time ON messages (sent_at, msg_id)",
+            "CREATE INDEX IF NOT EXISTS push_deliveries_by_time ON push_deliveries (updated_at)",
+            // Per-org quotas: the org whose request queued a job, to count its share.
+            "ALTER TABLE jobs ADD COLUMN org TEXT",
+            "CREATE INDEX IF NOT EXISTS jobs_by_org ON jobs (org, state, lane)",
+            // Webhooks (audit/CRM copies). `events` is the JSON list as given;
+            // `webhook_events` is the same list as rows, so an event finds its
+            // subscribers with one primary-key probe.
+            "CREATE TABLE IF NOT EXISTS webhooks (
+            id TEXT PRIMARY KEY,
+            org TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS webhooks_by_org ON webhooks (org, id)",
+            "CREATE TABLE IF NOT EXISTS webhook_events (
+            org TEXT NOT NULL,
+            event TEXT NOT NULL,
+            webhook TEXT NOT NULL,
+            PRIMARY KEY (org, event, webhook))",
+            "CREATE INDEX IF NOT EXISTS webhook_events_by_webhook ON webhook_events (webhook)",
+        ],
+    ),
 ];
 
 /// The newest schema version.

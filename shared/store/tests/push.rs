@@ -346,3 +346,84 @@ fn registrations_move_with_their_token_and_receipts_drop_dead_tokens() {
     );
     assert!(push::unregister(&db, "b", "phone").is_ok_and(|found| !found));
 }
+
+#[test]
+fn the_next_push_of_a_user_is_a_new_attempt_that_serves_every_device_again() {
+    let db = db(&["a", "b"]);
+    push::register(&db, "b", &apns("phone", "tok-1"), 0).unwrap();
+    let dm = || Recipients::Direct { peer: "b" };
+    send(&db, 1, "a", dm(), "dm:a:b", 1_000);
+    let first = push::claim(&db, 10, "w1", 30_000, 2_000).unwrap();
+    let attempt = push::attempt_id(&first[0]);
+    let delivery = push::Delivery {
+        uid: "b",
+        device: "phone",
+        vendor: "apns",
+        token: "tok-1",
+        state: "sent",
+        vendor_id: None,
+        detail: None,
+        unread: 1,
+    };
+    push::record(&db, &attempt, &delivery, 2_000).unwrap();
+    assert!(push::finish(&db, &first[0], &POLICY, 2_000).unwrap());
+    assert!(push_jobs(&db).is_empty(), "done: the job is deleted");
+
+    // A later message queues a new job, at generation 0 again.
+    send(&db, 2, "a", dm(), "dm:a:b", 5_000);
+    let second = push::claim(&db, 10, "w2", 30_000, 6_000).unwrap();
+    assert_eq!(second[0].generation, first[0].generation);
+    let next = push::attempt_id(&second[0]);
+    assert_ne!(next, attempt);
+    assert!(
+        push::served_devices(&db, &next).unwrap().is_empty(),
+        "the phone is owed the new push"
+    );
+    // A retry of that job is the same attempt.
+    jobs::fail(&db, &second[0], "vendor 503", 6_500, 1_800_000, 6_000).unwrap();
+    let retry = push::claim(&db, 10, "w3", 30_000, 7_000).unwrap();
+    assert_eq!(push::attempt_id(&retry[0]), next);
+}
+
+#[test]
+fn a_token_invalid_receipt_naming_only_the_vendor_id_drops_that_registration() {
+    let db = db(&["a", "b"]);
+    push::register(&db, "b", &apns("phone", "tok-1"), 0).unwrap();
+    push::register(&db, "b", &apns("tablet", "tok-2"), 0).unwrap();
+    send(
+        &db,
+        1,
+        "a",
+        Recipients::Direct { peer: "b" },
+        "dm:a:b",
+        1_000,
+    );
+    let claimed = push::claim(&db, 10, "w1", 30_000, 2_000).unwrap();
+    let attempt = push::attempt_id(&claimed[0]);
+    for (device, token, id) in [("phone", "tok-1", "id-1"), ("tablet", "tok-2", "id-2")] {
+        let delivery = push::Delivery {
+            uid: "b",
+            device,
+            vendor: "apns",
+            token,
+            state: "sent",
+            vendor_id: Some(id),
+            detail: None,
+            unread: 1,
+        };
+        push::record(&db, &attempt, &delivery, 2_000).unwrap();
+    }
+    let receipt = Receipt {
+        vendor: "apns",
+        vendor_id: Some("id-1"),
+        token: None,
+        state: "token_gone",
+        detail: None,
+    };
+    let applied = push::apply_callback(&db, "signed", "n1", 600_000, &[receipt], 3_000);
+    assert_eq!(applied.unwrap(), Some(1));
+    assert_eq!(
+        push::registrations(&db, "b").unwrap(),
+        [apns("tablet", "tok-2")]
+    );
+}

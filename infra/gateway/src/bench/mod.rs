@@ -1,4 +1,4 @@
-//! The messaging and queue benchmarks (run by `courier-bench messaging|queue`): load against a real gateway started in this process (the real
+//! The messaging, queue and push benchmarks (run by `courier-bench messaging|queue|push`): load against a real gateway started in this process (the real
 //! components on the embedded SQLite store), with a native baseline measured in the
 //! same run, printed as a table with ratios.
 //!
@@ -8,9 +8,12 @@
 //! - `messaging.rs`: sends/s, sync polls/s, long-poll wake latency.
 //! - `queue.rs`: 10,000-member fan-out time, 1:1 latency during fan-out, receipt
 //!   writes merged vs unmerged.
+//! - `push.rs`: a 10,000-member message to offline Web Push users through a fake
+//!   push service: time to the last push, push jobs/s.
 
 pub mod client;
 pub mod messaging;
+pub mod push;
 pub mod queue;
 
 use std::net::SocketAddr;

@@ -7,12 +7,14 @@
 //! - `messaging.rs`: send, ack and receipt bodies. `directory.rs`: the admin bodies.
 //! - `query.rs`: the `sync` and `history` query strings.
 //! - `entry.rs`: the stream [`Entry`]. `responses.rs`: every response body.
+//! - `webhooks.rs`: webhook subscriptions, their URL and allowed-origin rules.
 
 mod directory;
 mod entry;
 mod messaging;
 mod query;
 mod responses;
+mod webhooks;
 
 pub use directory::{
     MAX_DISPLAY_NAME_BYTES, MembersChange, PutGroup, PutRelation, PutUser, RelationKind,
@@ -30,6 +32,10 @@ pub use responses::{
     AckResponse, ConversationSummary, ConversationsResponse, DrainResponse, HistoryResponse,
     MembersChangeResponse, MessageReadersResponse, PutGroupResponse, PutUserResponse,
     RecallResponse, ReceiptsResponse, SendResponse, SendStatus, SyncResponse,
+};
+pub use webhooks::{
+    Origin, OriginPattern, PutWebhook, WebhookEvent, WebhookResponse, WebhooksQuery,
+    WebhooksResponse, check_url,
 };
 
 use serde::de::DeserializeOwned;

@@ -96,7 +96,7 @@ impl HistoryQuery {
 }
 
 /// `key=value` pairs; a key without `=` has an empty value; empty segments are skipped.
-fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+pub(super) fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .strip_prefix('?')
         .unwrap_or(query)
@@ -107,10 +107,10 @@ fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The known keys met so far, to reject repeats.
 #[derive(Default)]
-struct Seen(Vec<&'static str>);
+pub(super) struct Seen(Vec<&'static str>);
 
 impl Seen {
-    fn first(&mut self, key: &'static str) -> Result<(), Error> {
+    pub(super) fn first(&mut self, key: &'static str) -> Result<(), Error> {
         if self.0.contains(&key) {
             return Err(Error::BadRequest(format!("{key} is given more than once")));
         }

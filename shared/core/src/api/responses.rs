@@ -42,6 +42,10 @@ pub struct SyncResponse {
     pub head: Seq,
     /// Whether entries beyond `next` exist.
     pub more: bool,
+    /// Present when `after` points into purged history (retention): every entry at
+    /// or below this seq is gone, and `entries` start above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trimmed_before: Option<Seq>,
 }
 
 /// `POST /v1/ack`.

@@ -1,6 +1,7 @@
 //! Validated identifiers: once a value has one of these types, it obeys API.md's id rule.
 //!
-//! - [`UserId`], [`GroupId`], [`MsgId`], [`ClientMsgId`], [`DeviceId`], [`OrgId`]: strings
+//! - [`UserId`], [`GroupId`], [`MsgId`], [`ClientMsgId`], [`DeviceId`], [`OrgId`],
+//!   [`WebhookId`]: strings
 //!   of 1–64 characters from `[A-Za-z0-9_.:-]`. Deserializing one validates it, so a
 //!   request type holding them is valid as soon as it parses.
 //! - [`Seq`] (in `seq.rs`): a position in a user's stream, never negative.
@@ -143,6 +144,11 @@ string_id!(
     /// to the same id rule as every other id.
     OrgId,
     "org id"
+);
+string_id!(
+    /// A webhook (`{id}` of `/v1/webhooks/{id}`).
+    WebhookId,
+    "webhook id"
 );
 
 impl MsgId {

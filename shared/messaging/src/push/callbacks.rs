@@ -7,7 +7,8 @@
 //!   collect a vendor's delivery data:
 //!   `{"receipts": [{"vendor_id"?, "token"?, "status": "delivered" | "token_invalid" |
 //!   "failed", "detail"?}]}` with `X-Courier-Signature: t=<unix s>,v1=<hex
-//!   HMAC-SHA256(push_callback_secret, "<t>.<body>")>`; a signature is accepted once.
+//!   HMAC-SHA256(push_callback_secret, "<t>.<body>")>`; a signature is accepted once,
+//!   on whichever of these routes comes first.
 //!
 //! Unsigned, badly signed, stale or replayed → 401 and nothing recorded. A receipt
 //! updates the matching delivery records; a token reported invalid loses its
@@ -33,6 +34,10 @@ pub const MAX_CALLBACK_BYTES: usize = 512 * 1024;
 
 /// Most receipts in one generic callback.
 pub const MAX_RECEIPTS: usize = 1000;
+
+/// The nonce namespace of the generic signed callbacks (`webpush`, `apns`, `fcm`
+/// share one: a signature covers the body, not the route).
+const SIGNED_NONCES: &str = "signed";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,9 +119,11 @@ pub fn receive<S: Sql + ?Sized>(
             detail: r.detail.as_deref(),
         });
     }
-    // A signature is accepted once: its value is the nonce.
+    // A signature is accepted once: its value is the nonce, remembered for every
+    // generic route together — the route's vendor is not signed, so a receipt captured
+    // on one must not be accepted once more on another.
     let window_ms = REPLAY_WINDOW_SECS * 2 * 1000;
-    let matched = store::apply_callback(sql, vendor, &signed, window_ms, &receipts, now)
+    let matched = store::apply_callback(sql, SIGNED_NONCES, &signed, window_ms, &receipts, now)
         .map_err(from_store)?
         .ok_or_else(|| unauthorized("this signature was used before"))?;
     Ok((200, json!({"received": receipts.len(), "matched": matched})))

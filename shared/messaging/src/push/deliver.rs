@@ -15,7 +15,9 @@ use courier_push::token::RegistrationToken;
 use courier_push::webpush::{self, RANDOM_BYTES, Subscription};
 use courier_push::{Notification, Outcome, Preview, apns, fcm, hms};
 use courier_store::jobs::{self, Claimed};
-use courier_store::push::{self as store, Delivery, Pending, Policy, Registration};
+use courier_store::push::{
+    self as store, Delivery, End, Pending, Policy, Registration, Settlement,
+};
 use courier_store::{Sql, StoreError};
 use http::{Request, Response};
 
@@ -187,9 +189,7 @@ struct Work {
     job: Claimed,
     pending: Pending,
     notification: Notification,
-    attempt: String,
 }
-
 /// The notification a pending push makes.
 fn notification(
     sql: &(impl Sql + ?Sized),
@@ -366,6 +366,7 @@ fn round<S: Sql + ?Sized>(
     let now = clock();
     let mut work: Vec<Work> = Vec::new();
     let mut plan: Vec<Planned> = Vec::new();
+    let mut skipped: Vec<Claimed> = Vec::new();
     for job in claimed {
         let uid = job.key.clone().unwrap_or_default();
         let pending = match store::pending(sql, &job, &config.policy, now) {
@@ -380,9 +381,7 @@ fn round<S: Sql + ?Sized>(
             Err(e) => return Err(from_store(e)),
         };
         if !pending.is_due() {
-            store::finish(sql, &job, &config.policy, now).map_err(from_store)?;
-            report.skipped += 1;
-            report.done += 1;
+            skipped.push(job);
             continue;
         }
         let notification = notification(sql, &uid, &pending, vendors.preview)?;
@@ -400,7 +399,6 @@ fn round<S: Sql + ?Sized>(
             job,
             pending,
             notification,
-            attempt,
         });
     }
     let needed: Vec<&str> = plan.iter().map(|p| p.reg.vendor.as_str()).collect();
@@ -437,21 +435,15 @@ fn round<S: Sql + ?Sized>(
     // Per job: the longest wait any of its devices asks for, if any must retry.
     let mut retry: Vec<Option<u64>> = vec![None; work.len()];
     let mut must_retry = vec![false; work.len()];
-    for (p, outcome) in plan.iter().zip(outcomes) {
+    let mut results: Vec<(usize, &'static str, Option<String>, Option<String>)> = Vec::new();
+    for (i, (p, outcome)) in plan.iter().zip(outcomes).enumerate() {
         let (outcome, vendor_id) = outcome.unwrap_or((Outcome::Retry { after_ms: None }, None));
-        let w = &work[p.job];
-        let uid = w.job.key.as_deref().unwrap_or_default();
         let (state, detail) = match &outcome {
             Outcome::Delivered => {
                 report.sent += 1;
                 ("sent", None)
             }
-            Outcome::TokenGone { reason } => {
-                let removed =
-                    store::forget_token(sql, &p.reg.vendor, &p.reg.token).map_err(from_store)?;
-                report.tokens_removed += removed.max(0) as u64;
-                ("token_gone", Some(reason.clone()))
-            }
+            Outcome::TokenGone { reason } => ("token_gone", Some(reason.clone())),
             Outcome::RefreshAuth => {
                 match p.reg.vendor.as_str() {
                     "apns" => {
@@ -482,15 +474,42 @@ fn round<S: Sql + ?Sized>(
             }
             Outcome::Permanent { status, reason } => {
                 eprintln!(
-                    "courier: push to {uid}/{} ({}) refused for good: {status} {reason}",
-                    p.reg.device, p.reg.vendor
+                    "courier: push to {}/{} ({}) refused for good: {status} {reason}",
+                    work[p.job].job.key.as_deref().unwrap_or_default(),
+                    p.reg.device,
+                    p.reg.vendor
                 );
                 report.failed += 1;
                 ("failed", Some(format!("{status} {reason}")))
             }
         };
-        let delivery = Delivery {
-            uid,
+        results.push((i, state, vendor_id, detail));
+    }
+    // The whole round's results and job ends in one transaction.
+    let mut settlements: Vec<Settlement<'_>> = work
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Settlement {
+            job: &w.job,
+            deliveries: Vec::new(),
+            end: if must_retry[i] {
+                let jitter = (random() % 1000) as f64 / 1000.0;
+                let backoff = jobs::backoff_ms(w.job.attempts, jitter);
+                let wait = backoff.max(retry[i].map_or(0, |r| r.min(i64::MAX as u64) as i64));
+                End::Retry {
+                    at: now.saturating_add(wait),
+                    hold_ms: config.hold_ms,
+                }
+            } else {
+                End::Finish
+            },
+        })
+        .collect();
+    for (i, state, vendor_id, detail) in &results {
+        let p = &plan[*i];
+        let w = &work[p.job];
+        settlements[p.job].deliveries.push(Delivery {
+            uid: w.job.key.as_deref().unwrap_or_default(),
             device: &p.reg.device,
             vendor: &p.reg.vendor,
             token: &p.reg.token,
@@ -498,36 +517,29 @@ fn round<S: Sql + ?Sized>(
             vendor_id: vendor_id.as_deref(),
             detail: detail.as_deref(),
             unread: w.pending.unread,
-        };
-        store::record(sql, &w.attempt, &delivery, now).map_err(from_store)?;
+        });
+    }
+    settlements.extend(skipped.iter().map(|job| Settlement {
+        job,
+        deliveries: Vec::new(),
+        end: End::Finish,
+    }));
+    let settled = store::settle(sql, &settlements, &config.policy, now).map_err(from_store)?;
+    report.tokens_removed += settled.tokens_removed.max(0) as u64;
+    report.dead_lettered += settled.dead.len() as u64;
+    for id in &settled.dead {
+        eprintln!("courier: push job {id} dead-lettered after 30 minutes of failures");
     }
     for (i, w) in work.iter().enumerate() {
         if must_retry[i] {
-            let jitter = (random() % 1000) as f64 / 1000.0;
-            let backoff = jobs::backoff_ms(w.job.attempts, jitter);
-            let wait = backoff.max(retry[i].map_or(0, |r| r.min(i64::MAX as u64) as i64));
-            let dead = jobs::fail(
-                sql,
-                &w.job,
-                "push delivery failed",
-                now.saturating_add(wait),
-                config.hold_ms,
-                now,
-            )
-            .map_err(from_store)?;
-            if dead {
-                eprintln!(
-                    "courier: push job {} dead-lettered after {} attempts",
-                    w.job.id, w.job.attempts
-                );
-                report.dead_lettered += 1;
-            } else {
+            if !settled.dead.contains(&w.job.id) {
                 report.retried += 1;
             }
         } else {
-            store::finish(sql, &w.job, &config.policy, now).map_err(from_store)?;
             report.done += 1;
         }
     }
+    report.skipped += skipped.len() as u64;
+    report.done += skipped.len() as u64;
     Ok(())
 }

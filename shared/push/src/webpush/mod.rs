@@ -220,12 +220,19 @@ fn check_topic(topic: &str) -> Result<(), Error> {
     }
 }
 
-/// The server's Web Push identity: its VAPID key and contact.
-#[derive(Debug, Clone)]
+/// The server's Web Push identity: its VAPID key and contact. It keeps the VAPID
+/// `Authorization` it signed for each push service origin and reuses it for
+/// [`VAPID_REUSE_MS`] (the JWT is valid for 12 hours), so a drain pushing to
+/// thousands of subscriptions of one service signs once, not once per push.
+#[derive(Debug)]
 pub struct Sender {
     vapid: VapidKey,
     subject: String,
+    signed: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
+
+/// How long a signed VAPID `Authorization` is reused for one origin.
+pub const VAPID_REUSE_MS: i64 = 60 * 60 * 1000;
 
 impl Sender {
     /// A sender signing with `vapid` and naming `subject` (the `vapid_subject`
@@ -235,7 +242,24 @@ impl Sender {
         Ok(Sender {
             vapid,
             subject: subject.to_string(),
+            signed: Default::default(),
         })
+    }
+
+    /// The VAPID `Authorization` for `origin` at `now_ms`: reused while younger than
+    /// [`VAPID_REUSE_MS`], signed anew otherwise.
+    fn authorization(&self, origin: &str, now_ms: i64) -> String {
+        let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        match signed.get(origin) {
+            Some((value, at)) if (0..VAPID_REUSE_MS).contains(&now_ms.saturating_sub(*at)) => {
+                value.clone()
+            }
+            _ => {
+                let value = self.vapid.authorization(origin, &self.subject, now_ms);
+                signed.insert(origin.to_string(), (value.clone(), now_ms));
+                value
+            }
+        }
     }
 
     /// The public key browsers subscribe with.
@@ -279,11 +303,7 @@ impl Sender {
             .header(CONTENT_ENCODING, "aes128gcm")
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, body.len())
-            .header(
-                AUTHORIZATION,
-                self.vapid
-                    .authorization(sub.origin(), &self.subject, now_ms),
-            );
+            .header(AUTHORIZATION, self.authorization(sub.origin(), now_ms));
         if let Some(topic) = &options.topic {
             check_topic(topic)?;
             builder = builder.header("Topic", topic);

@@ -173,6 +173,34 @@ fn a_notification_request_passes_the_fake_push_services_checks() {
 }
 
 #[test]
+fn the_vapid_authorization_is_signed_once_per_origin_per_hour() {
+    let (_, _, sub) = user_agent(1);
+    let sender = sender(2);
+    let random = [1u8; RANDOM_BYTES];
+    let n = sample(false);
+    let auth_at = |now: i64| {
+        let req = sender.request(&sub, &n, now, &random).expect("builds");
+        let value = req.headers()["authorization"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        verify_vapid(&value, "https://push.example:8443", now).expect("still valid");
+        value
+    };
+    let first = auth_at(NOW_MS);
+    assert_eq!(
+        auth_at(NOW_MS + VAPID_REUSE_MS - 1),
+        first,
+        "reused within the hour"
+    );
+    assert_ne!(
+        auth_at(NOW_MS + VAPID_REUSE_MS),
+        first,
+        "signed anew after it"
+    );
+}
+
+#[test]
 fn bad_options_and_subjects_are_config_errors() {
     let (_, _, sub) = user_agent(1);
     let options = Options {

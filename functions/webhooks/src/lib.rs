@@ -1,0 +1,174 @@
+//! The `webhooks` component: webhook subscriptions (admin token) and the signed
+//! delivery of message events to them.
+//!
+//! # Layout
+//! One handler, [`webhooks`], routing to `courier_messaging::webhooks`; the shell
+//! piece the service needs from Spin: outbound HTTP with a time limit per request
+//! ([`Outbound`], every request of a round at once, raced against a [`Deadline`]).
+
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the export shims of the component ABI"
+)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use courier_core::Error;
+use courier_core::api::OriginPattern;
+use courier_messaging::webhooks::deliver::{DeliverConfig, Transport, deliver};
+use courier_messaging::webhooks::{self as service};
+use courier_spin::env::{Ctx, check_internal_secret, context, now_ms, random_u64, store, variable};
+use courier_spin::http::{decoded, json, method_not_allowed, reply, segments, serve};
+use futures::future::{Either, select};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+/// Default of `webhook_timeout_ms`: how long one delivery may take, connect to body.
+const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+
+/// # `PUT /v1/webhooks/{id}`
+/// Creates or replaces a webhook: `{"org", "url", "events", "secret"}` → 200 the
+/// webhook without its secret. `events` ⊂ {`message.sent`, `message.recalled`,
+/// `message.read`}, at least one; `secret` 16–256 bytes; `url` absolute, matching
+/// `webhook_allowed_origins`, not `*.spin.internal` → else 400, nothing stored.
+/// # `GET /v1/webhooks/{id}` → 200 the webhook, 404 if none.
+/// # `GET /v1/webhooks?org=<org>` → 200 `{"webhooks": [...]}` (one org's, or all).
+/// # `DELETE /v1/webhooks/{id}` → 204; its pending deliveries are dropped.
+///
+/// All four: admin token (401 without a valid one, 403 for a user's); wrong method
+/// → 405.
+///
+/// # `POST /internal/webhooks/drain`
+/// Delivers due events (`X-Internal-Secret`, else 401) → 200 `{"done",
+/// "delivered", "retried", "dead_lettered", "remaining"}`. Called by the `worker`
+/// when deliveries are due. A subscriber gets at most `webhook_timeout_ms` (default
+/// 5,000) per request; slower is a failure, retried with backoff.
+#[http_component]
+fn webhooks(req: Request) -> Response {
+    serve(req, handle)
+}
+
+fn origins() -> Result<Vec<OriginPattern>, Error> {
+    OriginPattern::parse_list(&variable("webhook_allowed_origins").unwrap_or_default())
+}
+
+fn handle(req: &Request) -> Result<Response, Error> {
+    let path = req.path();
+    if path == "/internal/webhooks/drain" {
+        check_internal_secret(req)?;
+        if *req.method() != Method::Post {
+            return Ok(method_not_allowed(&[Method::Post]));
+        }
+        return drain();
+    }
+    let id = match segments(path, "/v1/webhooks").as_deref() {
+        Some([]) => None,
+        Some([id]) => Some(decoded(id).into_owned()),
+        _ => return Err(Error::NotFound(format!("no route for {path}"))),
+    };
+    let allowed: &[Method] = match id {
+        None => &[Method::Get],
+        Some(_) => &[Method::Get, Method::Put, Method::Delete],
+    };
+    if !allowed.contains(req.method()) {
+        return Ok(method_not_allowed(allowed));
+    }
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
+    let result = match (id, req.method()) {
+        (None, _) => service::list(&db, &caller, req.query()),
+        (Some(id), Method::Put) => {
+            service::put(&db, &config, &origins()?, &caller, &id, req.body(), now)
+        }
+        (Some(id), Method::Delete) => service::delete(&db, &caller, &id),
+        (Some(id), _) => service::get(&db, &caller, &id),
+    }?;
+    Ok(reply(result))
+}
+
+fn drain() -> Result<Response, Error> {
+    let timeout_ms = variable("webhook_timeout_ms")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(DEFAULT_TIMEOUT_MS);
+    let settings = DeliverConfig {
+        // A lease outlives a round's slowest request by far.
+        lease_ms: (timeout_ms as i64).saturating_mul(2).max(30_000),
+        ..DeliverConfig::default()
+    };
+    let db = store()?;
+    let mut random = || random_u64().unwrap_or_default();
+    let report = deliver(
+        &db,
+        &origins()?,
+        &mut Outbound { timeout_ms },
+        &settings,
+        &now_ms,
+        &mut random,
+    )?;
+    Ok(json(
+        200,
+        &serde_json::to_value(&report).unwrap_or_default(),
+    ))
+}
+
+/// Spin's outbound HTTP: a round's requests are sent concurrently, each given up
+/// after `timeout_ms` (dropping it cancels the host's request).
+struct Outbound {
+    timeout_ms: u64,
+}
+
+impl Transport for Outbound {
+    fn send_all(
+        &mut self,
+        requests: Vec<http::Request<Vec<u8>>>,
+    ) -> Vec<Result<http::Response<Vec<u8>>, String>> {
+        let timeout_ms = self.timeout_ms;
+        let sends = requests.into_iter().map(|req| async move {
+            let send = Box::pin(spin_sdk::http::send::<_, http::Response<Vec<u8>>>(req));
+            match select(send, Deadline::after_ms(timeout_ms)).await {
+                Either::Left((answer, _)) => answer.map_err(|e| e.to_string()),
+                Either::Right(((), _)) => Err(format!("no answer within {timeout_ms} ms")),
+            }
+        });
+        spin_sdk::http::run(futures::future::join_all(sends))
+    }
+}
+
+/// A future ready at a point of the monotonic clock (`wasi:clocks`), woken by
+/// spin-sdk's executor through a timer pollable.
+struct Deadline {
+    at_ns: u64,
+    _registration: Option<spin_executor::CancelOnDropToken>,
+}
+
+impl Deadline {
+    fn after_ms(ms: u64) -> Deadline {
+        let now = wasi::clocks::monotonic_clock::now();
+        Deadline {
+            at_ns: now.saturating_add(ms.saturating_mul(1_000_000)),
+            _registration: None,
+        }
+    }
+}
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if wasi::clocks::monotonic_clock::now() >= self.at_ns {
+            return Poll::Ready(());
+        }
+        let timer = wasi::clocks::monotonic_clock::subscribe_instant(self.at_ns);
+        // Replacing the token drops (cancels) the previous registration.
+        self._registration =
+            Some(spin_executor::push_waker_and_get_token(timer, cx.waker().clone()).into());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,188 @@
+//! Push end to end: the real gateway and `push-notify` delivering to fake vendors
+//! (`vendors`) that check every request the way the real vendor does.
+//!
+//! # Layout
+//! - this file: a gateway configured for the fakes, and what the tests read back (the
+//!   gateway's database, its drain route).
+//! - `registration`: `PUT`/`DELETE /v1/push/devices/{device}`, `GET /v1/push/config`.
+//! - `delivery`: coalescing, presence and acks, groups and previews, a message during a
+//!   delivery.
+//! - `failures`: retries and their waits, renewed credentials, tokens reported gone.
+//! - `callbacks`: vendor delivery receipts and their authentication.
+
+mod callbacks;
+mod delivery;
+mod failures;
+mod registration;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::client::{Api, Expect, INTERNAL_SECRET, user_token};
+use crate::harness::{Reply, call};
+use crate::vendors::FakeVendors;
+
+/// A gateway whose push vendors are all the fake; dropped gateway first.
+pub struct Push {
+    pub api: Api,
+    pub fake: FakeVendors,
+}
+
+/// Starts the fake vendors and a gateway configured for them, with `extra` variables.
+pub fn start(extra: &[(&str, &str)]) -> Push {
+    let fake = FakeVendors::start();
+    let env = fake.env();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(extra);
+    Push {
+        api: Api::start_with(&vars),
+        fake,
+    }
+}
+
+/// A 64-hex-character APNs device token made of the byte `n`.
+pub fn apns_token(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// `{"vendor": vendor, "token": token}`.
+pub fn token_registration(vendor: &str, token: &str) -> Value {
+    json!({ "vendor": vendor, "token": token })
+}
+
+/// One row of `push_deliveries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub device: String,
+    pub vendor: String,
+    pub token: String,
+    pub state: String,
+    pub vendor_id: Option<String>,
+    pub unread: i64,
+}
+
+impl Push {
+    /// Creates `uids` in `org` (so they may message each other).
+    pub fn users(&self, org: &str, uids: &[&str]) {
+        for uid in uids {
+            self.api.user(uid, org);
+        }
+    }
+
+    /// `PUT /v1/push/devices/{device}` as `uid`.
+    pub fn register(&self, uid: &str, device: &str, body: &Value) -> Reply {
+        self.api.call(
+            "PUT",
+            &format!("/v1/push/devices/{device}"),
+            Some(&user_token(uid)),
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// Registers and checks the answer.
+    pub fn registered(&self, uid: &str, device: &str, body: &Value) {
+        let reply = self.register(uid, device, body);
+        assert_eq!(
+            reply.expect_json(200),
+            json!({ "device": device, "vendor": body["vendor"] })
+        );
+    }
+
+    /// The gateway's database, read-only beside it.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.api.gw.data.path().join("sqlite_db.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the gateway's database")
+    }
+
+    /// `(device, vendor)` of `uid`'s push registrations.
+    pub fn devices(&self, uid: &str) -> Vec<(String, String)> {
+        let db = self.db();
+        let mut rows = db
+            .prepare("SELECT device, vendor FROM push_devices WHERE uid = ?1 ORDER BY device")
+            .unwrap();
+        rows.query_map([uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The delivery records of `uid`, by device.
+    pub fn deliveries(&self, uid: &str) -> Vec<Delivery> {
+        let db = self.db();
+        let mut rows = db
+            .prepare(
+                "SELECT device, vendor, token, state, vendor_id, unread FROM push_deliveries
+                 WHERE uid = ?1 ORDER BY device, created_at",
+            )
+            .unwrap();
+        rows.query_map([uid], |r| {
+            Ok(Delivery {
+                device: r.get(0)?,
+                vendor: r.get(1)?,
+                token: r.get(2)?,
+                state: r.get(3)?,
+                vendor_id: r.get(4)?,
+                unread: r.get(5)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Push jobs in the queue, in any state.
+    pub fn push_jobs(&self) -> i64 {
+        self.db()
+            .query_row("SELECT count(*) FROM jobs WHERE lane = 3", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The `msg_id` of the newest message entry in `uid`'s stream (read from the
+    /// database: a sync would mark the user online).
+    pub fn newest_message(&self, uid: &str) -> String {
+        self.db()
+            .query_row(
+                "SELECT msg_id FROM entries WHERE uid = ?1 AND kind = 'message'
+                 ORDER BY seq DESC LIMIT 1",
+                [uid],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// `POST /internal/drain` with the internal secret (the worker, then push-notify).
+    pub fn drain(&self) -> Value {
+        let reply = call(
+            "POST",
+            &self.api.url("/internal/drain"),
+            &[("x-internal-secret", INTERNAL_SECRET)],
+            None,
+        );
+        reply.expect_json(200)
+    }
+
+    /// Drains until `done` holds (the gateway's own drainer runs too), for at most 30 s.
+    pub fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; vendor checks failed: {:?}; gateway log:\n{}",
+                self.fake.failures(),
+                self.api.gw.log().join("\n")
+            );
+            self.drain();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// [`Push::wait_until`] `done` holds and no push job is left: every request of
+    /// every push has been made.
+    pub fn settle(&self, what: &str, mut done: impl FnMut() -> bool) {
+        self.wait_until(what, || done() && self.push_jobs() == 0);
+    }
+}
