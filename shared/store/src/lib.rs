@@ -15,6 +15,9 @@
 //! - [`fanout`]: large-group fan-out through the queue, merged per chunk.
 //! - [`jobs`]: the durable queue: enqueue, claim with lease, complete, retry, dead-letter.
 //! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
+//! - [`native_pg`] (host targets only): the PostgreSQL executor, for tests and tools.
+//! - [`testdb`] (host targets only): throwaway databases for tests — SQLite, and
+//!   PostgreSQL when `COURIER_TEST_DATABASE_URL` is set.
 
 pub mod devices;
 pub mod directory;
@@ -24,12 +27,16 @@ pub mod jobs;
 pub mod messages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_pg;
 pub mod reads;
 pub mod recall;
 pub mod receipts;
 pub mod schema;
 pub mod sql;
 pub mod streams;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testdb;
 
 pub use error::StoreError;
-pub use sql::{Dialect, Row, Sql, SqlError, SqlValue};
+pub use sql::{Dialect, Row, Sql, SqlError, SqlValue, TxLock};

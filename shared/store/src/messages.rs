@@ -2,8 +2,8 @@
 //! all in the request's single write transaction.
 
 use crate::error::StoreError;
-use crate::sql::{Sql, SqlValue, write_tx};
-use crate::streams::{NewEntry, UserSet, append, bump_conversations, head};
+use crate::sql::{Sql, SqlError, SqlValue, write_tx};
+use crate::streams::{NewEntry, UserSet, append, bump_conversations, head, lock};
 
 /// Where a message goes, already authorized.
 #[derive(Debug, Clone)]
@@ -132,79 +132,100 @@ fn take_token<S: Sql + ?Sized>(
 
 /// Stores a message and appends it to every recipient's stream, in one transaction:
 /// idempotency check, rate limit (retries are free), message row, entries, counters.
+///
+/// Concurrent sends of one sender are serialized by the sender's row (locked first,
+/// with every recipient's): a concurrent duplicate waits for the first, then finds
+/// its message. Should a duplicate still lose the race on the unique
+/// `(sender, client_msg_id)` index, its transaction is rolled back and the winner's
+/// message is answered as the duplicate it is.
 pub fn send<S: Sql + ?Sized>(
     sql: &S,
     msg: &NewMessage<'_>,
     rate: RateDecision<'_>,
 ) -> Result<SendOutcome, StoreError> {
-    write_tx(sql, |sql| {
-        if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
-            return Ok(SendOutcome::Duplicate(sent));
-        }
-        if !msg.from_queue
-            && let Some(queued) = find_queued(sql, msg.sender, msg.client_msg_id, msg.fingerprint)?
-        {
-            return Ok(SendOutcome::Duplicate(queued));
-        }
-        if !msg.from_queue {
-            take_token(sql, &format!("user:{}", msg.sender), rate)?;
-        }
-        let direct: Vec<String>;
-        let sender_only = [msg.sender.to_string()];
-        let set = match msg.to {
-            Recipients::Direct { peer } => {
-                direct = if peer == msg.sender {
-                    vec![msg.sender.to_string()]
-                } else {
-                    vec![msg.sender.to_string(), peer.to_string()]
-                };
-                UserSet::List(&direct)
+    match write_tx(sql, |sql| send_tx(sql, msg, rate)) {
+        Err(StoreError::Sql(SqlError::Constraint(detail))) => {
+            match find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+                Some(sent) => Ok(SendOutcome::Duplicate(sent)),
+                None => Err(StoreError::Sql(SqlError::Constraint(detail))),
             }
-            Recipients::Group { gid } => UserSet::Members(gid),
-            Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
-        };
-        let status = match msg.to {
-            Recipients::LargeGroup { .. } => "accepted",
-            _ => "sent",
-        };
-        let entry = NewEntry {
-            kind: "message",
-            conv: Some(msg.conv),
-            msg_id: Some(msg.msg_id),
-            sender: Some(msg.sender),
-            data: None,
-            created_at: msg.sent_at,
-        };
-        append(sql, &set, &entry)?;
-        let seq = head(sql, msg.sender)?
-            .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
-        sql.execute(
-            "INSERT INTO messages (msg_id, sender, client_msg_id, conv, content, fingerprint, sent_at, sender_seq, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            &[
-                msg.msg_id.into(),
-                msg.sender.into(),
-                msg.client_msg_id.into(),
-                msg.conv.into(),
-                msg.content.into(),
-                msg.fingerprint.into(),
-                msg.sent_at.into(),
-                seq.into(),
-                status.into(),
-            ],
-        )?;
-        bump_conversations(sql, &set, msg.conv, Some(msg.sender), msg.sent_at)?;
-        if let Recipients::LargeGroup { gid, members } = msg.to {
-            crate::fanout::queue(sql, gid, msg.msg_id, members, msg.sent_at)?;
         }
-        Ok(SendOutcome::Created(Sent {
-            msg_id: msg.msg_id.to_string(),
-            conv: msg.conv.to_string(),
-            seq,
-            sent_at: msg.sent_at,
-            status: status.into(),
-        }))
-    })
+        other => other,
+    }
+}
+
+fn send_tx<S: Sql + ?Sized>(
+    sql: &S,
+    msg: &NewMessage<'_>,
+    rate: RateDecision<'_>,
+) -> Result<SendOutcome, StoreError> {
+    let direct: Vec<String>;
+    let sender_only = [msg.sender.to_string()];
+    let set = match msg.to {
+        Recipients::Direct { peer } => {
+            direct = if peer == msg.sender {
+                vec![msg.sender.to_string()]
+            } else {
+                vec![msg.sender.to_string(), peer.to_string()]
+            };
+            UserSet::List(&direct)
+        }
+        Recipients::Group { gid } => UserSet::Members(gid),
+        Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
+    };
+    lock(sql, &[&UserSet::List(&sender_only), &set])?;
+    if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+        return Ok(SendOutcome::Duplicate(sent));
+    }
+    if !msg.from_queue
+        && let Some(queued) = find_queued(sql, msg.sender, msg.client_msg_id, msg.fingerprint)?
+    {
+        return Ok(SendOutcome::Duplicate(queued));
+    }
+    if !msg.from_queue {
+        take_token(sql, &format!("user:{}", msg.sender), rate)?;
+    }
+    let status = match msg.to {
+        Recipients::LargeGroup { .. } => "accepted",
+        _ => "sent",
+    };
+    let entry = NewEntry {
+        kind: "message",
+        conv: Some(msg.conv),
+        msg_id: Some(msg.msg_id),
+        sender: Some(msg.sender),
+        data: None,
+        created_at: msg.sent_at,
+    };
+    append(sql, &set, &entry)?;
+    let seq = head(sql, msg.sender)?
+        .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
+    sql.execute(
+        "INSERT INTO messages (msg_id, sender, client_msg_id, conv, content, fingerprint, sent_at, sender_seq, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            msg.msg_id.into(),
+            msg.sender.into(),
+            msg.client_msg_id.into(),
+            msg.conv.into(),
+            msg.content.into(),
+            msg.fingerprint.into(),
+            msg.sent_at.into(),
+            seq.into(),
+            status.into(),
+        ],
+    )?;
+    bump_conversations(sql, &set, msg.conv, Some(msg.sender), msg.sent_at)?;
+    if let Recipients::LargeGroup { gid, members } = msg.to {
+        crate::fanout::queue(sql, gid, msg.msg_id, members, msg.sent_at)?;
+    }
+    Ok(SendOutcome::Created(Sent {
+        msg_id: msg.msg_id.to_string(),
+        conv: msg.conv.to_string(),
+        seq,
+        sent_at: msg.sent_at,
+        status: status.into(),
+    }))
 }
 
 /// Job kind of a send queued after a transient store failure.
@@ -358,11 +379,15 @@ pub fn run_retry<S: Sql + ?Sized>(
     };
     // Its rate was charged when it was accepted.
     send(sql, &msg, &|b| Ok(b.unwrap_or((0.0, now))))?;
-    write_tx(sql, |sql| {
+    let result = write_tx(sql, |sql| {
         if !crate::jobs::check_lease(sql, job)? {
             return Ok(false);
         }
         crate::jobs::complete(sql, job, now)?;
         Ok(true)
-    })
+    });
+    match result {
+        Err(StoreError::LeaseLost) => Ok(false),
+        other => other,
+    }
 }
