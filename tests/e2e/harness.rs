@@ -89,8 +89,10 @@ pub struct Gateway {
     pub child: Child,
     pub data: tempfile::TempDir,
     /// The PostgreSQL database this gateway stores into, if the tests run on one;
-    /// dropped with the gateway unless its data directory was taken.
+    /// dropped with the gateway if `owns_database` (unless its data directory was
+    /// taken).
     postgres: Option<PgDatabase>,
+    owns_database: bool,
     stderr: mpsc::Receiver<String>,
     seen: std::cell::RefCell<Vec<String>>,
 }
@@ -182,9 +184,29 @@ impl Gateway {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Self {
-        let manifest = prepared_manifest(manifest, data.path());
         let postgres = courier_store::testdb::postgres_url()
             .map(|server| PgDatabase::for_data_dir(&server, data.path()));
+        Self::launch(manifest, data, postgres, true, env, args)
+    }
+
+    /// Starts a second gateway on the PostgreSQL database of `first` (a replica:
+    /// two processes, one store). Needs `COURIER_TEST_DATABASE_URL`.
+    pub fn start_replica(manifest: &str, first: &Gateway, env: &[(&str, &str)]) -> Self {
+        let postgres = first.postgres.clone();
+        assert!(postgres.is_some(), "replicas share a PostgreSQL database");
+        let data = tempfile::tempdir().expect("temp dir");
+        Self::launch(manifest, data, postgres, false, env, &[])
+    }
+
+    fn launch(
+        manifest: &str,
+        data: tempfile::TempDir,
+        postgres: Option<PgDatabase>,
+        owns_database: bool,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
+        let manifest = prepared_manifest(manifest, data.path());
         let mut env: Vec<(&str, &str)> = env.to_vec();
         if let Some(pg) = &postgres {
             env.push(("SPIN_VARIABLE_DATABASE_URL", &pg.url));
@@ -224,6 +246,7 @@ impl Gateway {
             child,
             data,
             postgres,
+            owns_database,
             stderr: err_rx,
             seen: Default::default(),
         }
@@ -312,7 +335,9 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(pg) = self.postgres.take() {
+        if let Some(pg) = self.postgres.take()
+            && self.owns_database
+        {
             pg.drop_database();
         }
     }

@@ -16,6 +16,8 @@
 //! - `routes`: what every API route shares — token checks (401), CORS, 405 and 404.
 //! - `queue`: a 10,000-member fan-out across a SIGKILL; receipts and recall through
 //!   the worker; the drain route's secret.
+//! - `replicas`: two gateways on one PostgreSQL database, concurrent sends through
+//!   both (duplicates split across them, a 10,000-member group), both draining.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
 //!   encoded as OpenAPI clients encode them reach their routes.
 
@@ -29,6 +31,7 @@ mod host_interfaces;
 mod messaging;
 mod openapi;
 mod queue;
+mod replicas;
 mod routes;
 mod send_refusals;
 mod sync;

@@ -440,7 +440,10 @@ fn row_set(rows: &[tokio_postgres::Row]) -> Result<RowSet, Error> {
 
 /// A driver error in the interface's shape (structured when the server sent it).
 fn query_failed(e: tokio_postgres::Error) -> Error {
-    let text = e.to_string();
+    let text = match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
     match e.as_db_error() {
         Some(db) => Error::QueryFailed(QueryError::DbError(DbError {
             as_text: format!("{db}"),
