@@ -36,11 +36,42 @@ fn unknown_route_is_404_in_the_api_error_shape() {
 }
 
 #[test]
-fn wrong_method_on_healthz_is_405() {
+fn wrong_method_on_healthz_is_405_with_allow() {
     let gw = Gateway::start("spin.toml", SECRETS);
     let reply = call("DELETE", &gw.url("/healthz"), &[], None);
     assert_eq!(reply.status, 405);
     assert_eq!(reply.code(), "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET"));
+}
+
+#[test]
+fn healthz_answers_cors_preflight_like_every_api_route() {
+    let gw = Gateway::start("spin.toml", SECRETS);
+    let origin = ("origin", "https://app.example");
+    let preflight = call(
+        "OPTIONS",
+        &gw.url("/healthz"),
+        &[origin, ("access-control-request-method", "GET")],
+        None,
+    );
+    assert_eq!(preflight.status, 204, "{}", preflight.body);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap_or_default()
+            .contains("GET")
+    );
+    let reply = call("GET", &gw.url("/healthz"), &[origin], None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(reply.header("vary"), Some("origin"));
 }
 
 #[test]

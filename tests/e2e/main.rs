@@ -20,9 +20,13 @@
 //!   both (duplicates split across them, a 10,000-member group), both draining.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
 //!   encoded as OpenAPI clients encode them reach their routes.
+//! - `browser`: the web client's files over HTTP, and its chat scenario in headless
+//!   Chromium (tests/browser; skipped without Chromium and Node.js unless
+//!   `COURIER_REQUIRE_BROWSER=1`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod browser;
 mod client;
 mod directory;
 mod gateway;

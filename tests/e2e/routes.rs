@@ -1,6 +1,7 @@
 //! What every route shares, end to end: authentication (401 for a missing, malformed,
 //! expired, not-yet-valid or forged token, changing nothing), CORS (preflight and the
-//! allowed origin on answers), and 405/404 for other methods and paths off the routes.
+//! allowed origin on answers, `/healthz` and `/openapi.json` included), and 405 (with
+//! `Allow`) / 404 for other methods and paths off the routes.
 
 use courier_core::auth::{Role, TokenClaims};
 use serde_json::Value;
@@ -123,6 +124,8 @@ fn cors_preflight_is_204_and_answers_carry_the_allowed_origin() {
         "/v1/ack",
         "/v1/conversations",
         "/v1/conversations/dm:ann:bob/messages",
+        "/healthz",
+        "/openapi.json",
     ] {
         let headers = [
             ("origin", origin),
@@ -164,6 +167,14 @@ fn cors_preflight_is_204_and_answers_carry_the_allowed_origin() {
     let refused = call("GET", &api.url("/v1/sync"), &[("origin", origin)], None);
     refused.expect_error(401, "unauthorized");
     assert_eq!(refused.header("access-control-allow-origin"), Some(origin));
+    for path in ["/healthz", "/openapi.json"] {
+        let reply = call("GET", &api.url(path), &[("origin", origin)], None);
+        assert_eq!(
+            (reply.status, reply.header("access-control-allow-origin")),
+            (200, Some(origin)),
+            "{path}"
+        );
+    }
     let plain = api.sync(&user_token("ann"), "");
     assert_eq!(
         (plain.status, plain.header("access-control-allow-origin")),
@@ -194,16 +205,17 @@ fn cors_answers_only_the_origins_of_cors_allowed_origins() {
 fn directory_paths_answer_405_to_other_methods_and_404_off_the_routes() {
     let api = Api::start();
     api.user("u1", "acme");
-    for (method, path) in [
-        ("GET", "/v1/users/u1"),
-        ("DELETE", "/v1/users/u1"),
-        ("POST", "/v1/groups/g1"),
-        ("PUT", "/v1/groups/g1/members"),
-        ("GET", "/v1/relations/u1/u2"),
+    for (method, path, allow) in [
+        ("GET", "/v1/users/u1", "PUT"),
+        ("DELETE", "/v1/users/u1", "PUT"),
+        ("POST", "/v1/groups/g1", "PUT"),
+        ("PUT", "/v1/groups/g1/members", "POST"),
+        ("GET", "/v1/relations/u1/u2", "PUT, DELETE"),
     ] {
         let reply = api.admin(method, path, &Value::Null);
         assert_eq!(reply.status, 405, "{method} {path}: {}", reply.body);
         reply.expect_error(405, "method_not_allowed");
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
     }
     for path in [
         "/v1/users",
@@ -223,18 +235,23 @@ fn messaging_paths_answer_405_to_other_methods_and_404_off_the_routes() {
     let api = Api::start();
     api.user("ann", "acme");
     let ann = user_token("ann");
-    for (method, path) in [
-        ("GET", "/v1/messages"),
-        ("PUT", "/v1/messages"),
-        ("POST", "/v1/sync"),
-        ("DELETE", "/v1/sync"),
-        ("GET", "/v1/ack"),
-        ("POST", "/v1/conversations"),
-        ("DELETE", "/v1/conversations/dm:ann:bob/messages"),
+    for (method, path, allow) in [
+        ("GET", "/v1/messages", "POST"),
+        ("PUT", "/v1/messages", "POST"),
+        ("POST", "/v1/sync", "GET"),
+        ("DELETE", "/v1/sync", "GET"),
+        ("GET", "/v1/ack", "POST"),
+        ("POST", "/v1/conversations", "GET"),
+        ("DELETE", "/v1/conversations/dm:ann:bob/messages", "GET"),
+        ("GET", "/v1/receipts", "POST"),
+        ("POST", "/v1/messages/m1/receipts", "GET"),
+        ("GET", "/v1/messages/m1/recall", "POST"),
+        ("PUT", "/openapi.json", "GET"),
     ] {
         let reply = api.call(method, path, Some(&ann), Some(b"{}"));
         assert_eq!(reply.status, 405, "{method} {path}: {}", reply.body);
         reply.expect_error(405, "method_not_allowed");
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
     }
     for path in [
         "/v1/conversations/dm:ann:bob",

@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{reply, serve};
+use courier_spin::http::{check_method, reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -24,8 +24,8 @@ fn ack(req: Request) -> Response {
 }
 
 fn handle(req: &Request) -> Result<Response, Error> {
-    if *req.method() != Method::Post {
-        return Err(Error::MethodNotAllowed);
+    if let Err(refused) = check_method(req, &[Method::Post]) {
+        return Ok(refused);
     }
     let Ctx {
         now,

@@ -12,7 +12,7 @@
 use courier_core::Error;
 use courier_messaging::directory as service;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{decoded, reply, segments, serve};
+use courier_spin::http::{decoded, method_not_allowed, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -58,7 +58,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
         _ => return Err(Error::NotFound(format!("no route for {path}"))),
     };
     if !allowed.contains(&method) {
-        return Err(Error::MethodNotAllowed);
+        return Ok(method_not_allowed(allowed));
     }
     let Ctx {
         now,

@@ -9,8 +9,10 @@
     reason = "#[http_component] expands to the export shims of the component ABI"
 )]
 
+use courier_core::Error;
+use courier_spin::http::{check_method, json, serve};
 use courier_store::Sql;
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 
@@ -22,22 +24,26 @@ const PROBE_KEY: &str = "courier:health:probe";
 ///   `default` SQLite database or PostgreSQL — migrated, and reads its schema
 ///   version) and a key-value set/get on the `default` store.
 /// - → 200 `{"ok": true}`.
-/// - Store failure → 503 `unavailable` with `Retry-After`, in the API error shape.
-/// - Any method but `GET` → 405 `method_not_allowed`.
+/// - Store failure → 503 `unavailable` with `Retry-After` (the detail is logged only).
+/// - Any method but `GET` → 405 `method_not_allowed` with `Allow: GET`; `OPTIONS` is a
+///   CORS preflight (204), and answers carry the CORS headers, as on every route.
 #[http_component]
-fn health(req: Request) -> anyhow::Result<impl IntoResponse> {
-    if *req.method() != Method::Get {
-        return Ok(error(405, "method_not_allowed", "use GET /healthz"));
+fn health(req: Request) -> Response {
+    serve(req, handle)
+}
+
+fn handle(req: &Request) -> Result<Response, Error> {
+    if let Err(refused) = check_method(req, &[Method::Get]) {
+        return Ok(refused);
     }
-    match check_stores() {
-        Ok(()) => Ok(json(200, r#"{"ok":true}"#.to_string())),
-        Err(reason) => {
-            eprintln!("health: store check failed: {reason}");
-            let mut response = error(503, "unavailable", &format!("store check failed: {reason}"));
-            response.set_header("retry-after", "1");
-            Ok(response)
+    check_stores().map_err(|reason| {
+        eprintln!("health: store check failed: {reason}");
+        Error::Unavailable {
+            retry_after_secs: 1,
+            reason: "store check failed".into(),
         }
-    }
+    })?;
+    Ok(json(200, &serde_json::json!({ "ok": true })))
 }
 
 fn check_stores() -> Result<(), String> {
@@ -60,17 +66,4 @@ fn check_stores() -> Result<(), String> {
         Some(read) if read == value => Ok(()),
         other => Err(format!("key-value get returned {other:?}")),
     }
-}
-
-fn json(status: u16, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body)
-        .build()
-}
-
-fn error(status: u16, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    json(status, body.to_string())
 }

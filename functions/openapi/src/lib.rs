@@ -10,34 +10,28 @@
     reason = "#[http_component] expands to the export shims of the component ABI"
 )]
 
+use courier_spin::http::{check_method, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 /// The document, as written in the repository.
 const DOCUMENT: &str = include_str!("../openapi.json");
 
-/// The 405 answer, in the API error shape.
-const METHOD_NOT_ALLOWED: &str =
-    r#"{"error":{"code":"method_not_allowed","message":"use GET /openapi.json"}}"#;
-
 /// # `GET /openapi.json`
 /// The OpenAPI 3.1 description of the HTTP API → 200, `application/json`.
 /// - No token needed.
-/// - Any other method → 405 `method_not_allowed` with `Allow: GET`.
+/// - Any other method → 405 `method_not_allowed` with `Allow: GET`; `OPTIONS` is a
+///   CORS preflight (204), and answers carry the CORS headers, as on every route.
 #[http_component]
 fn openapi(req: Request) -> Response {
-    if *req.method() == Method::Get {
-        return json(200, DOCUMENT);
-    }
-    let mut response = json(405, METHOD_NOT_ALLOWED);
-    response.set_header("allow", "GET");
-    response
-}
-
-fn json(status: u16, body: &'static str) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body)
-        .build()
+    serve(req, |req| {
+        if let Err(refused) = check_method(req, &[Method::Get]) {
+            return Ok(refused);
+        }
+        Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(DOCUMENT)
+            .build())
+    })
 }

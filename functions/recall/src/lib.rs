@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{decoded, queued, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -29,8 +29,8 @@ fn handle(req: &Request) -> Result<Response, Error> {
     let Some([msg_id, "recall"]) = segments.as_deref() else {
         return Err(Error::NotFound(format!("no route for {path}")));
     };
-    if *req.method() != Method::Post {
-        return Err(Error::MethodNotAllowed);
+    if let Err(refused) = check_method(req, &[Method::Post]) {
+        return Ok(refused);
     }
     let Ctx {
         now,

@@ -11,7 +11,7 @@
 use courier_core::Error;
 use courier_messaging::receipts;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{decoded, queued, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, queued, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -30,8 +30,8 @@ fn receipt(req: Request) -> Response {
 fn handle(req: &Request) -> Result<Response, Error> {
     let path = req.path();
     if path == "/v1/receipts" {
-        if *req.method() != Method::Post {
-            return Err(Error::MethodNotAllowed);
+        if let Err(refused) = check_method(req, &[Method::Post]) {
+            return Ok(refused);
         }
         let Ctx {
             now,
@@ -48,8 +48,8 @@ fn handle(req: &Request) -> Result<Response, Error> {
     }
     match segments(path, "/v1/messages").as_deref() {
         Some([msg_id, "receipts"]) => {
-            if *req.method() != Method::Get {
-                return Err(Error::MethodNotAllowed);
+            if let Err(refused) = check_method(req, &[Method::Get]) {
+                return Ok(refused);
             }
             let Ctx { caller, db, .. } = context(req)?;
             Ok(reply(receipts::readers(&db, &caller, &decoded(msg_id))?))

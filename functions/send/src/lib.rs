@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context, random_u64};
-use courier_spin::http::{queued, reply, serve};
+use courier_spin::http::{check_method, queued, reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -29,8 +29,8 @@ fn send(req: Request) -> Response {
 }
 
 fn handle(req: &Request) -> Result<Response, Error> {
-    if *req.method() != Method::Post {
-        return Err(Error::MethodNotAllowed);
+    if let Err(refused) = check_method(req, &[Method::Post]) {
+        return Ok(refused);
     }
     let Ctx {
         now,

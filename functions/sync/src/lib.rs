@@ -17,7 +17,7 @@ use courier_core::api::{HistoryQuery, SyncQuery, SyncResponse};
 use courier_core::auth::Identity;
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, store};
-use courier_spin::http::{decoded, ok, segments, serve};
+use courier_spin::http::{check_method, decoded, ok, segments, serve};
 use courier_spin::store::Store;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -60,8 +60,8 @@ fn handle(req: &Request) -> Result<Response, Error> {
             _ => return Err(Error::NotFound(format!("no route for {path}"))),
         }
     };
-    if *req.method() != Method::Get {
-        return Err(Error::MethodNotAllowed);
+    if let Err(refused) = check_method(req, &[Method::Get]) {
+        return Ok(refused);
     }
     let now = now_ms();
     let caller = identity(req, now)?;

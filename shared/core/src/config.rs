@@ -31,6 +31,11 @@ pub struct Config {
     pub recall_window_secs: u64,
     /// A device without a sync for this long is offline, in seconds. Default 60.
     pub presence_ttl_secs: u64,
+    /// A push waits this long for more messages to coalesce with, in ms. Default 1000.
+    pub push_delay_ms: u64,
+    /// Messages that arrive while a user's push is being delivered are pushed again
+    /// at the earliest this long after it, in ms. Default 10000.
+    pub push_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -46,13 +51,15 @@ impl Default for Config {
             rate_burst: 20,
             recall_window_secs: 86_400,
             presence_ttl_secs: 60,
+            push_delay_ms: 1000,
+            push_interval_ms: 10_000,
         }
     }
 }
 
 impl Config {
     /// The variable names [`Config::from_lookup`] asks for, to declare in `spin.toml`.
-    pub const VARIABLES: [&'static str; 10] = [
+    pub const VARIABLES: [&'static str; 12] = [
         "max_text_bytes",
         "max_body_bytes",
         "max_directory_body_bytes",
@@ -63,6 +70,8 @@ impl Config {
         "rate_burst",
         "recall_window_secs",
         "presence_ttl_secs",
+        "push_delay_ms",
+        "push_interval_ms",
     ];
 
     /// Reads every limit through `lookup`; an absent or blank variable keeps its
@@ -98,6 +107,8 @@ impl Config {
             rate_burst: read(lookup, "rate_burst", d.rate_burst, 1)?,
             recall_window_secs: read(lookup, "recall_window_secs", d.recall_window_secs, 0)?,
             presence_ttl_secs: read(lookup, "presence_ttl_secs", d.presence_ttl_secs, 1)?,
+            push_delay_ms: read(lookup, "push_delay_ms", d.push_delay_ms, 0)?,
+            push_interval_ms: read(lookup, "push_interval_ms", d.push_interval_ms, 0)?,
         })
     }
 }
@@ -223,6 +234,8 @@ mod tests {
             rate_burst: 7,
             recall_window_secs: 7,
             presence_ttl_secs: 7,
+            push_delay_ms: 7,
+            push_interval_ms: 7,
         };
         assert_eq!(config, sevens);
     }

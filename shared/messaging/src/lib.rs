@@ -13,12 +13,14 @@
 //! - [`ack`]: `POST /v1/ack`.
 //! - [`receipts`]: `POST /v1/receipts`, `GET /v1/messages/{id}/receipts`.
 //! - [`recall`]: `POST /v1/messages/{id}/recall`.
+//! - [`push`]: device registration, vendor callbacks, push delivery.
 //! - [`worker`]: `POST /internal/drain` — lanes, slices, retries, dead letters.
 
 pub mod ack;
 pub mod directory;
 pub mod entries;
 pub mod errors;
+pub mod push;
 pub mod reads;
 pub mod recall;
 pub mod receipts;

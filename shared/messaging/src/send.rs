@@ -133,6 +133,7 @@ pub fn send<S: Sql + ?Sized>(
         to: recipients,
         sent_at: now,
         from_queue: false,
+        push: crate::push::policy(config),
     };
     let outcome = match messages::send(sql, &msg, &limiter) {
         Ok(outcome) => outcome,

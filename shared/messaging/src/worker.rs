@@ -8,7 +8,7 @@
 
 use courier_core::Error;
 use courier_store::jobs::{self, Claimed, Lane};
-use courier_store::{Sql, StoreError, fanout, messages, recall, receipts};
+use courier_store::{Sql, StoreError, fanout, messages, push, recall, receipts};
 
 use crate::errors::from_store;
 
@@ -29,6 +29,8 @@ pub struct DrainConfig {
     pub hold_ms: i64,
     /// Jobs claimed per round, by lane (high, medium, low).
     pub shares: [usize; 3],
+    /// When the messages the worker writes push to offline members.
+    pub push: push::Policy,
 }
 
 impl Default for DrainConfig {
@@ -41,6 +43,7 @@ impl Default for DrainConfig {
             slice_ms: 200,
             hold_ms: 30 * 60 * 1000,
             shares: [32, 8, 2],
+            push: push::Policy::default(),
         }
     }
 }
@@ -158,7 +161,8 @@ fn run<S: Sql + ?Sized>(
         fanout::KIND => {
             let mut job = job.clone();
             loop {
-                let (step, progress) = fanout::step(sql, &job, config.chunk, clock())?;
+                let (step, progress) =
+                    fanout::step(sql, &job, config.chunk, &config.push, clock())?;
                 match step {
                     fanout::Step::Done => return Ok(Ran::Finished),
                     fanout::Step::LeaseLost => return Ok(Ran::LeaseLost),
@@ -187,7 +191,7 @@ fn run<S: Sql + ?Sized>(
                 }
             }
         }
-        messages::RETRY_KIND => match messages::run_retry(sql, job, clock())? {
+        messages::RETRY_KIND => match messages::run_retry(sql, job, &config.push, clock())? {
             true => Ok(Ran::Finished),
             false => Ok(Ran::LeaseLost),
         },

@@ -164,14 +164,16 @@ fn a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates_on(db:
     send_text(&db, &uids[0], json!({ "group": "big" }), "m", 10);
     // A worker claims the job, writes one chunk, and dies.
     let claimed = jobs::claim(&db, Lane::High, 1, 5, "dead-worker", 30_000, 20).unwrap();
-    let (step, _) = courier_store::fanout::step(&db, &claimed[0], 7, 20).unwrap();
+    let (step, _) =
+        courier_store::fanout::step(&db, &claimed[0], 7, &Default::default(), 20).unwrap();
     assert!(matches!(step, courier_store::fanout::Step::Wrote));
     // While the lease holds, nobody else takes the job.
     assert_eq!(run_drain(&db, 1_000).done, 0);
     // After it expires, another worker finishes it; the dead worker can write nothing.
     let report = run_drain(&db, 31_000);
     assert_eq!(report.done, 1);
-    let (late, _) = courier_store::fanout::step(&db, &claimed[0], 7, 31_001).unwrap();
+    let (late, _) =
+        courier_store::fanout::step(&db, &claimed[0], 7, &Default::default(), 31_001).unwrap();
     assert_eq!(late, courier_store::fanout::Step::LeaseLost);
     for uid in &uids {
         assert_eq!(message_ids(&db, uid).len(), 1, "{uid}");

@@ -68,3 +68,24 @@ pub fn context(req: &spin_sdk::http::Request) -> Result<Ctx, Error> {
         db,
     })
 }
+
+/// Checks `X-Internal-Secret` against the `internal_secret` variable (internal
+/// routes: the queue drains); missing, wrong or unconfigured → 401.
+pub fn check_internal_secret(req: &spin_sdk::http::Request) -> Result<(), Error> {
+    let expected = variable("internal_secret").unwrap_or_default();
+    let given = req
+        .header("x-internal-secret")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if expected.is_empty() || !same_secret(given, expected.as_bytes()) {
+        return Err(Error::Unauthorized(
+            "missing or wrong X-Internal-Secret".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

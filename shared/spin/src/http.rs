@@ -36,6 +36,25 @@ pub fn error(e: &Error) -> Response {
     response
 }
 
+/// The 405 answer of a route that serves only `allowed`: `method_not_allowed` in the
+/// API shape, with the `Allow` header that RFC 9110 (§15.5.6) requires on a 405.
+pub fn method_not_allowed(allowed: &[Method]) -> Response {
+    let mut response = error(&Error::MethodNotAllowed);
+    let names: Vec<String> = allowed.iter().map(Method::to_string).collect();
+    response.set_header("allow", names.join(", "));
+    response
+}
+
+/// Passes a request whose method is one of `allowed`; any other gets
+/// [`method_not_allowed`] back, for the handler to answer with.
+pub fn check_method(req: &Request, allowed: &[Method]) -> Result<(), Response> {
+    if allowed.contains(req.method()) {
+        Ok(())
+    } else {
+        Err(method_not_allowed(allowed))
+    }
+}
+
 /// The bearer token of the `Authorization` header, if any.
 pub fn bearer(req: &Request) -> Option<&str> {
     req.header("authorization").and_then(|v| v.as_str())

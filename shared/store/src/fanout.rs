@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::error::StoreError;
 use crate::jobs::{self, Claimed, Lane, NewJob};
+use crate::push::{Policy, Trigger};
 use crate::sql::{Sql, SqlValue, params_list};
 use crate::streams::{self, UserSet};
 
@@ -75,6 +76,7 @@ pub fn step<S: Sql + ?Sized>(
     sql: &S,
     job: &Claimed,
     chunk: i64,
+    push: &Policy,
     now: i64,
 ) -> Result<(Step, Progress), StoreError> {
     let start: Progress = serde_json::from_str(&job.payload)
@@ -123,7 +125,7 @@ pub fn step<S: Sql + ?Sized>(
                 progress.cursor.clear();
             }
             Some(upto) => {
-                write_chunk(sql, &progress, &upto, now)?;
+                write_chunk(sql, &progress, &upto, push, now)?;
                 progress.cursor = upto;
             }
         }
@@ -139,11 +141,13 @@ pub fn step<S: Sql + ?Sized>(
 }
 
 /// Writes every batch message to the members in `(cursor, upto]`, skipping each
-/// message's sender (who has it already) and recalled messages.
+/// message's sender (who has it already) and recalled messages, and queues the
+/// pushes of the offline ones.
 fn write_chunk<S: Sql + ?Sized>(
     sql: &S,
     progress: &Progress,
     upto: &str,
+    push: &Policy,
     now: i64,
 ) -> Result<(), StoreError> {
     let gid = progress.gid.as_str();
@@ -198,5 +202,40 @@ fn write_chunk<S: Sql + ?Sized>(
         ),
         &params,
     )?;
-    Ok(())
+    // The newest message of the batch that is still there names the notification.
+    let mut params: Vec<SqlValue> = batch.clone();
+    let newest = sql.query_row(
+        &format!(
+            "SELECT msg_id, conv, sender FROM messages WHERE msg_id IN ({ids}) AND recalled = 0
+             ORDER BY sent_at DESC, msg_id DESC LIMIT 1"
+        ),
+        &params,
+    )?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    let mut cols = newest
+        .into_iter()
+        .map(|v| v.into_string().unwrap_or_default());
+    let trigger = Trigger {
+        msg_id: cols.next().unwrap_or_default(),
+        conv: cols.next().unwrap_or_default(),
+        sender: cols.next().unwrap_or_default(),
+    };
+    let mut candidates: Vec<SqlValue> = range.to_vec();
+    candidates.append(&mut params);
+    crate::push::queue_offline(
+        sql,
+        &UserSet::Query(
+            format!(
+                "SELECT g.uid FROM members g WHERE g.gid = ? AND g.uid > ? AND g.uid <= ?
+                   AND EXISTS (SELECT 1 FROM messages m
+                               WHERE m.msg_id IN ({ids}) AND m.sender <> g.uid AND m.recalled = 0)"
+            ),
+            candidates,
+        ),
+        &trigger,
+        push,
+        now,
+    )
 }

@@ -29,9 +29,13 @@ pub enum Lane {
     Medium = 1,
     /// Larger groups, control.
     Low = 2,
+    /// Push deliveries: claimed only by the `push-notify` component (they need
+    /// outbound HTTP), never by the worker's lane rounds.
+    Push = 3,
 }
 
 impl Lane {
+    /// The lanes the worker drains, in priority order.
     pub const ALL: [Lane; 3] = [Lane::High, Lane::Medium, Lane::Low];
 
     /// The lane of work for a group of `members`.
@@ -48,6 +52,7 @@ impl Lane {
             Lane::High => "high",
             Lane::Medium => "medium",
             Lane::Low => "low",
+            Lane::Push => "push",
         }
     }
 }

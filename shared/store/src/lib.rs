@@ -12,6 +12,7 @@
 //! - [`receipts`]: read marks, per-sender merged receipt jobs, read/unread lists.
 //! - [`recall`]: erase and announce, inline or through a chunked job.
 //! - [`devices`]: presence and acks.
+//! - [`push`]: push registrations, coalesced per-user push jobs, delivery records.
 //! - [`fanout`]: large-group fan-out through the queue, merged per chunk.
 //! - [`jobs`]: the durable queue: enqueue, claim with lease, complete, retry, dead-letter.
 //! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
@@ -29,6 +30,7 @@ pub mod messages;
 pub mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native_pg;
+pub mod push;
 pub mod reads;
 pub mod recall;
 pub mod receipts;

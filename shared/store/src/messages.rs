@@ -32,6 +32,8 @@ pub struct NewMessage<'a> {
     pub sent_at: i64,
     /// Set when the worker runs a queued retry of this send (see [`queue_retry`]).
     pub from_queue: bool,
+    /// When offline recipients get a push.
+    pub push: crate::push::Policy,
 }
 
 /// The stored result of a send: the same for the first request and every retry.
@@ -216,6 +218,26 @@ fn send_tx<S: Sql + ?Sized>(
         ],
     )?;
     bump_conversations(sql, &set, msg.conv, Some(msg.sender), msg.sent_at)?;
+    let peer: [String; 1];
+    let offline = match msg.to {
+        Recipients::Direct { peer: p } if p != msg.sender => {
+            peer = [p.to_string()];
+            Some(UserSet::List(&peer))
+        }
+        Recipients::Group { gid } => Some(UserSet::Query(
+            "SELECT uid FROM members WHERE gid = ? AND uid <> ?".into(),
+            vec![gid.into(), msg.sender.into()],
+        )),
+        _ => None,
+    };
+    if let Some(candidates) = offline {
+        let trigger = crate::push::Trigger {
+            msg_id: msg.msg_id.into(),
+            conv: msg.conv.into(),
+            sender: msg.sender.into(),
+        };
+        crate::push::queue_offline(sql, &candidates, &trigger, &msg.push, msg.sent_at)?;
+    }
     if let Recipients::LargeGroup { gid, members } = msg.to {
         crate::fanout::queue(sql, gid, msg.msg_id, members, msg.sent_at)?;
     }
@@ -353,6 +375,7 @@ pub fn queue_retry<S: Sql + ?Sized>(
 pub fn run_retry<S: Sql + ?Sized>(
     sql: &S,
     job: &crate::jobs::Claimed,
+    push: &crate::push::Policy,
     now: i64,
 ) -> Result<bool, StoreError> {
     let q: QueuedSend = serde_json::from_str(&job.payload)
@@ -376,6 +399,7 @@ pub fn run_retry<S: Sql + ?Sized>(
         to,
         sent_at: q.sent_at,
         from_queue: true,
+        push: *push,
     };
     // Its rate was charged when it was accepted.
     send(sql, &msg, &|b| Ok(b.unwrap_or((0.0, now))))?;

@@ -129,6 +129,45 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS receipts_by_reader ON receipts (reader, msg_id)",
         ],
     ),
+    (
+        3,
+        &[
+            // Vendor push registrations, one per (user, device). `token` is the APNs/
+            // FCM/HMS token or the Web Push endpoint; `keys` the Web Push keys (JSON).
+            "CREATE TABLE IF NOT EXISTS push_devices (
+            uid TEXT NOT NULL,
+            device TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            token TEXT NOT NULL,
+            keys TEXT,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (uid, device))",
+            "CREATE INDEX IF NOT EXISTS push_devices_by_token ON push_devices (vendor, token)",
+            // One row per (push job run, device): what the vendor answered, and later
+            // what its delivery receipt said.
+            "CREATE TABLE IF NOT EXISTS push_deliveries (
+            attempt TEXT NOT NULL,
+            device TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            token TEXT NOT NULL,
+            state TEXT NOT NULL,
+            vendor_id TEXT,
+            detail TEXT,
+            unread BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (attempt, device))",
+            "CREATE INDEX IF NOT EXISTS push_deliveries_by_vendor_id ON push_deliveries (vendor, vendor_id)",
+            "CREATE INDEX IF NOT EXISTS push_deliveries_by_token ON push_deliveries (vendor, token)",
+            // Nonces of authenticated vendor callbacks seen within the replay window.
+            "CREATE TABLE IF NOT EXISTS push_nonces (
+            vendor TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            seen_at BIGINT NOT NULL,
+            PRIMARY KEY (vendor, nonce))",
+        ],
+    ),
 ];
 
 /// The newest schema version.

@@ -21,7 +21,7 @@ pub enum UserSet<'a> {
 }
 
 impl UserSet<'_> {
-    fn sql(&self) -> (String, Vec<SqlValue>) {
+    pub(crate) fn sql(&self) -> (String, Vec<SqlValue>) {
         match self {
             UserSet::List(uids) => (
                 params_list(uids.len()),
@@ -35,7 +35,7 @@ impl UserSet<'_> {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         matches!(self, UserSet::List(uids) if uids.is_empty())
     }
 }

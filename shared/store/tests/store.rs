@@ -49,6 +49,7 @@ fn dm<'a>(
         to: Recipients::Direct { peer },
         sent_at: 1000,
         from_queue: false,
+        push: Default::default(),
     }
 }
 

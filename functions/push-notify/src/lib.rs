@@ -1,0 +1,182 @@
+//! The `push-notify` component: vendor push for offline users.
+//!
+//! # Layout
+//! One handler, [`push_notify`], routing to `courier_messaging::push`; the shell pieces
+//! the service needs from Spin: outbound HTTP ([`Outbound`], every request of a round
+//! at once) and the key-value store as the vendor-token cache ([`KvCache`]).
+
+#![allow(
+    unsafe_code,
+    reason = "#[http_component] expands to the export shims of the component ABI"
+)]
+
+use courier_core::Error;
+use courier_messaging::push::deliver::{Cache, DeliverConfig, Transport, deliver};
+use courier_messaging::push::{self, Vendors, callbacks};
+use courier_spin::env::{
+    Ctx, check_internal_secret, config, context, now_ms, random_u64, store, variable,
+};
+use courier_spin::http::{check_method, decoded, json, reply, segments, serve};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+
+/// # `PUT /v1/push/devices/{device}`
+/// Registers the caller's device: `{"vendor": "webpush", "endpoint", "keys": {"p256dh",
+/// "auth"}}` or `{"vendor": "apns" | "fcm" | "hms", "token"}` → 200 `{"device",
+/// "vendor"}`. Invalid registration or unconfigured vendor → 400.
+/// # `DELETE /v1/push/devices/{device}` → 204.
+/// # `GET /v1/push/config` → 200 `{"vendors": [...], "webpush": {"vapid_public_key"} | null}`.
+/// # `POST /v1/push/callbacks/{vendor}`
+/// Vendor delivery receipts (`hms`: Huawei's signed format; `webpush`, `apns`, `fcm`:
+/// `X-Courier-Signature`) → 200; not authenticated → 401, nothing recorded.
+/// # `POST /internal/push/drain`
+/// Delivers due push jobs (`X-Internal-Secret`) → 200 `{"done", "sent", "skipped",
+/// "retried", "tokens_removed", "failed", "dead_lettered", "remaining"}`.
+#[http_component]
+fn push_notify(req: Request) -> Response {
+    serve(req, handle)
+}
+
+fn vendors() -> Result<Vendors, Error> {
+    Vendors::from_lookup(variable)
+}
+
+fn handle(req: &Request) -> Result<Response, Error> {
+    let path = req.path();
+    if path == "/internal/push/drain" {
+        check_internal_secret(req)?;
+        if let Err(refused) = check_method(req, &[Method::Post]) {
+            return Ok(refused);
+        }
+        return drain();
+    }
+    if path == "/v1/push/config" {
+        if let Err(refused) = check_method(req, &[Method::Get]) {
+            return Ok(refused);
+        }
+        let Ctx { .. } = context(req)?;
+        return Ok(reply(push::client_config(&vendors()?)));
+    }
+    match segments(path, "/v1/push").as_deref() {
+        Some(["devices", device]) => {
+            if let Err(refused) = check_method(req, &[Method::Put, Method::Delete]) {
+                return Ok(refused);
+            }
+            let Ctx {
+                now,
+                caller,
+                config,
+                db,
+            } = context(req)?;
+            let device = decoded(device);
+            if *req.method() == Method::Delete {
+                return Ok(reply(push::unregister(&db, &caller, &device)?));
+            }
+            Ok(reply(push::register(
+                &db,
+                &config,
+                &vendors()?,
+                &caller,
+                &device,
+                req.body(),
+                now,
+            )?))
+        }
+        Some(["callbacks", vendor]) => {
+            if let Err(refused) = check_method(req, &[Method::Post]) {
+                return Ok(refused);
+            }
+            let header = |name: &str| {
+                req.header(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            let db = store()?;
+            Ok(reply(callbacks::receive(
+                &db,
+                &vendors()?,
+                &decoded(vendor),
+                &header,
+                req.body(),
+                now_ms(),
+            )?))
+        }
+        _ => Err(Error::NotFound(format!("no route for {path}"))),
+    }
+}
+
+fn drain() -> Result<Response, Error> {
+    let vendors = vendors()?;
+    let mut settings = DeliverConfig {
+        policy: push::policy(&config()?),
+        ..DeliverConfig::default()
+    };
+    if let Some(budget) = variable("push_budget_ms").and_then(|v| v.trim().parse().ok()) {
+        settings.budget_ms = budget;
+    }
+    if let Some(batch) = variable("push_batch")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|b| *b > 0)
+    {
+        settings.batch = batch;
+    }
+    let db = store()?;
+    let mut cache = KvCache::open();
+    let mut random = || random_u64().unwrap_or_default();
+    let report = deliver(
+        &db,
+        &vendors,
+        &mut Outbound,
+        &mut cache,
+        &settings,
+        &now_ms,
+        &mut random,
+    )?;
+    Ok(json(
+        200,
+        &serde_json::to_value(&report).unwrap_or_default(),
+    ))
+}
+
+/// Spin's outbound HTTP: a round's requests are sent concurrently.
+struct Outbound;
+
+impl Transport for Outbound {
+    fn send_all(
+        &mut self,
+        requests: Vec<http::Request<Vec<u8>>>,
+    ) -> Vec<Result<http::Response<Vec<u8>>, String>> {
+        let sends = requests.into_iter().map(|req| async move {
+            spin_sdk::http::send::<_, http::Response<Vec<u8>>>(req)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        spin_sdk::http::run(futures::future::join_all(sends))
+    }
+}
+
+/// The `default` key-value store as the vendor-token cache; without one (not
+/// granted, or failing) tokens are simply made anew each time.
+struct KvCache(Option<Store>);
+
+impl KvCache {
+    fn open() -> KvCache {
+        KvCache(Store::open_default().ok())
+    }
+}
+
+impl Cache for KvCache {
+    fn get(&mut self, key: &str) -> Option<String> {
+        let bytes = self.0.as_ref()?.get(key).ok()??;
+        String::from_utf8(bytes).ok().filter(|v| !v.is_empty())
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        if let Some(store) = &self.0
+            && let Err(e) = store.set(key, value.as_bytes())
+        {
+            eprintln!("courier: push: token cache write failed: {e}");
+        }
+    }
+}
