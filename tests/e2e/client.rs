@@ -319,38 +319,9 @@ impl Api {
         result
     }
 
-    /// Every row of every table of the app's SQLite database, read beside the gateway.
+    /// Every row of every table of the app's store (SQLite or PostgreSQL), read
+    /// beside the gateway.
     fn rows(&self) -> BTreeMap<String, Vec<String>> {
-        let db = rusqlite::Connection::open(self.gw.data.path().join("sqlite_db.db"))
-            .expect("open the gateway's database");
-        let mut tables = db
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .expect("list tables");
-        let names: Vec<String> = tables
-            .query_map([], |r| r.get(0))
-            .expect("tables")
-            .map(|n| n.expect("table name"))
-            .collect();
-        names
-            .into_iter()
-            .map(|name| {
-                let mut select = db
-                    .prepare(&format!("SELECT * FROM \"{name}\""))
-                    .expect("select");
-                let columns = select.column_count();
-                let mut rows: Vec<String> = select
-                    .query_map([], |r| {
-                        (0..columns)
-                            .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map(|values| format!("{values:?}"))
-                    })
-                    .expect("rows")
-                    .map(|r| r.expect("row"))
-                    .collect();
-                rows.sort();
-                (name, rows)
-            })
-            .collect()
+        self.gw.rows()
     }
 }

@@ -5,6 +5,12 @@
 //! on the build lock of the `cargo test` that runs us; the manifests are rewritten to
 //! point at that directory and the gateway runs with `--no-build`. Compiled components
 //! are cached in `target/e2e-cache`, shared by every gateway the tests start.
+//!
+//! With `COURIER_TEST_DATABASE_URL` set (a PostgreSQL server, as
+//! `tests/postgres/start.sh` prints), every gateway stores into a PostgreSQL database
+//! of its own (created on start, named in its data directory so a restart on that
+//! directory finds it, dropped with the gateway) instead of its SQLite file: the
+//! whole suite then runs on PostgreSQL, tests still independent and parallel.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,6 +19,9 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use courier_store::native::NativeSqlite;
+use courier_store::native_pg::NativePostgres;
+use courier_store::sql::Sql;
 use serde_json::Value;
 
 /// The repository root.
@@ -79,8 +88,83 @@ pub struct Gateway {
     pub base: String,
     pub child: Child,
     pub data: tempfile::TempDir,
+    /// The PostgreSQL database this gateway stores into, if the tests run on one;
+    /// dropped with the gateway if `owns_database` (unless its data directory was
+    /// taken).
+    postgres: Option<PgDatabase>,
+    owns_database: bool,
     stderr: mpsc::Receiver<String>,
     seen: std::cell::RefCell<Vec<String>>,
+}
+
+/// A gateway's own database on the tests' PostgreSQL server.
+#[derive(Debug, Clone)]
+pub struct PgDatabase {
+    /// The server URL of `COURIER_TEST_DATABASE_URL` (its database is the admin one).
+    server: String,
+    pub name: String,
+    /// The URL the gateway uses (`SPIN_VARIABLE_DATABASE_URL`).
+    pub url: String,
+    /// `host:port` of the server (`SPIN_VARIABLE_DATABASE_HOST`).
+    pub host: String,
+}
+
+impl PgDatabase {
+    /// The database named in `data` (created before), or a new one named there.
+    fn for_data_dir(server: &str, data: &Path) -> Self {
+        let marker = data.join("e2e-postgres-database");
+        let name = match std::fs::read_to_string(&marker) {
+            Ok(name) => name.trim().to_string(),
+            Err(_) => {
+                let name = courier_store::testdb::unique_name("e2e_");
+                NativePostgres::connect(server)
+                    .and_then(|admin| admin.execute(&format!("CREATE DATABASE {name}"), &[]))
+                    .unwrap_or_else(|e| panic!("creating database {name} on {server}: {e}"));
+                std::fs::write(&marker, &name).expect("write the database marker");
+                name
+            }
+        };
+        let (url, host) = database_url(server, &name);
+        Self {
+            server: server.to_string(),
+            name,
+            url,
+            host,
+        }
+    }
+
+    fn drop_database(&self) {
+        if let Ok(admin) = NativePostgres::connect(&self.server) {
+            let _ = admin.execute(
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                &[],
+            );
+        }
+    }
+}
+
+/// `server` (a `postgres://` URL) with its database replaced by `name`, and the
+/// server's `host:port`.
+pub fn database_url(server: &str, name: &str) -> (String, String) {
+    let rest = server
+        .strip_prefix("postgres://")
+        .or_else(|| server.strip_prefix("postgresql://"))
+        .unwrap_or_else(|| panic!("COURIER_TEST_DATABASE_URL must be a postgres:// URL: {server}"));
+    let (authority, query) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path.split_once('?').map(|(_, q)| q)),
+        None => (rest, None),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    let url = match query {
+        Some(q) => format!("postgres://{authority}/{name}?{q}"),
+        None => format!("postgres://{authority}/{name}"),
+    };
+    (url, host)
 }
 
 impl Gateway {
@@ -100,8 +184,35 @@ impl Gateway {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Self {
+        let postgres = courier_store::testdb::postgres_url()
+            .map(|server| PgDatabase::for_data_dir(&server, data.path()));
+        Self::launch(manifest, data, postgres, true, env, args)
+    }
+
+    /// Starts a second gateway on the PostgreSQL database of `first` (a replica:
+    /// two processes, one store). Needs `COURIER_TEST_DATABASE_URL`.
+    pub fn start_replica(manifest: &str, first: &Gateway, env: &[(&str, &str)]) -> Self {
+        let postgres = first.postgres.clone();
+        assert!(postgres.is_some(), "replicas share a PostgreSQL database");
+        let data = tempfile::tempdir().expect("temp dir");
+        Self::launch(manifest, data, postgres, false, env, &[])
+    }
+
+    fn launch(
+        manifest: &str,
+        data: tempfile::TempDir,
+        postgres: Option<PgDatabase>,
+        owns_database: bool,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let manifest = prepared_manifest(manifest, data.path());
-        let mut child = courier_command(&manifest, data.path(), env, args)
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        if let Some(pg) = &postgres {
+            env.push(("SPIN_VARIABLE_DATABASE_URL", &pg.url));
+            env.push(("SPIN_VARIABLE_DATABASE_HOST", &pg.host));
+        }
+        let mut child = courier_command(&manifest, data.path(), &env, args)
             .spawn()
             .expect("start courier");
         let stdout = child.stdout.take().expect("stdout");
@@ -134,6 +245,8 @@ impl Gateway {
             base,
             child,
             data,
+            postgres,
+            owns_database,
             stderr: err_rx,
             seen: Default::default(),
         }
@@ -144,8 +257,58 @@ impl Gateway {
     }
 
     /// Takes the data directory out (to restart on it); the gateway keeps a fresh one.
+    /// Its PostgreSQL database, if any, goes with it (a gateway started on the
+    /// directory uses and later drops it).
     pub fn take_data(&mut self) -> tempfile::TempDir {
+        self.postgres = None;
         std::mem::replace(&mut self.data, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// The gateway's store, opened beside it: its SQLite file, or its PostgreSQL
+    /// database. Tests read it with portable SQL.
+    pub fn db(&self) -> Box<dyn Sql> {
+        match &self.postgres {
+            Some(pg) => Box::new(
+                NativePostgres::connect(&pg.url).expect("connect to the gateway's database"),
+            ),
+            None => Box::new(
+                NativeSqlite::open(&self.data.path().join("sqlite_db.db"))
+                    .expect("open the gateway's database"),
+            ),
+        }
+    }
+
+    /// Every row of every table of the gateway's store, each table's rows sorted.
+    pub fn rows(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let db = self.db();
+        let list = match db.dialect() {
+            courier_store::Dialect::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            }
+            courier_store::Dialect::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() ORDER BY table_name"
+            }
+        };
+        let names: Vec<String> = db
+            .query(list, &[])
+            .expect("list tables")
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().and_then(|v| v.into_string()))
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let mut rows: Vec<String> = db
+                    .query(&format!("SELECT * FROM \"{name}\""), &[])
+                    .expect("select")
+                    .into_iter()
+                    .map(|values| format!("{values:?}"))
+                    .collect();
+                rows.sort();
+                (name, rows)
+            })
+            .collect()
     }
 
     /// The gateway's log lines so far.
@@ -172,6 +335,11 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(pg) = self.postgres.take()
+            && self.owns_database
+        {
+            pg.drop_database();
+        }
     }
 }
 

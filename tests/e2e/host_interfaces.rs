@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use courier_store::sql::Sql;
 use serde_json::{Value, json};
 
 use crate::harness::{Gateway, call, get};
@@ -37,6 +38,95 @@ fn probe(gw: &Gateway, what: &str) -> Value {
     let reply = get(&gw.url(&format!("/probe/{what}")));
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.json()
+}
+
+#[test]
+fn postgres_functions_transactions_and_errors_behave_like_spin() {
+    if courier_store::testdb::postgres_url().is_none() {
+        eprintln!("needs {} (a PostgreSQL server)", courier_store::testdb::ENV);
+        return;
+    }
+    let gw = Gateway::start(PROBE, &[SECRET]);
+    let seen = probe(&gw, "postgres");
+    let text = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    assert!(
+        text("open_denied").starts_with("connection-failed:")
+            && text("open_denied").contains("allowed_outbound_hosts"),
+        "{seen}"
+    );
+    assert!(
+        text("open_tls_required").contains("sslmode=require"),
+        "{seen}"
+    );
+    assert_eq!(seen["open"], "ok", "{seen}");
+    assert_eq!(seen["create"], "ok", "{seen}");
+    assert_eq!(seen["insert"], "ok", "{seen}");
+    assert_eq!(
+        seen["columns"],
+        json!([
+            "s:Int16",
+            "i:Int32",
+            "k:Int64",
+            "f:Floating32",
+            "d:Floating64",
+            "t:Str",
+            "b:Binary",
+            "z:Boolean",
+            "n:Decimal",
+            "v:Str",
+            "dec:Decimal",
+            "nothing:Str"
+        ]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["row"],
+        "[Int16(-7), Int32(-2147483648), Int64(1), Floating32(0.5), Floating64(-1.25), \
+         Str(\"héllo ✓\"), Binary([0, 255, 7]), Boolean(true), DbNull, Str(\"short\"), \
+         Decimal(\"12345.678\"), DbNull]",
+        "every value type survives a round trip"
+    );
+    assert!(
+        text("wrong_parameter_type").contains("int4"),
+        "an int64 for an int4 parameter is refused, as on Spin: {seen}"
+    );
+    assert!(text("syntax_error").starts_with("db-error 42601"), "{seen}");
+    assert!(
+        text("unique_violation").starts_with("db-error 23505"),
+        "{seen}"
+    );
+    assert_eq!(seen["rollback"], "ok");
+    assert_eq!(seen["count_after_rollback"], 1);
+    assert_eq!(seen["begin_insert"], "ok");
+    assert_eq!(
+        seen["other_sees_uncommitted"], 1,
+        "another connection must not see an open transaction"
+    );
+    assert_eq!(seen["commit"], "ok");
+    assert_eq!(seen["other_sees_committed"], 2);
+    assert_eq!(seen["execute_count"], 2, "execute returns the rows changed");
+    // An instance that ends inside a transaction (holding a row lock) has it rolled
+    // back: the row it inserted is gone and the lock is free for the next request.
+    let abandoned = probe(&gw, "postgres?phase=abandon");
+    assert_eq!(abandoned["abandon"], "ok", "{abandoned}");
+    let db = gw.db();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = db
+            .query_i64("SELECT count(*) FROM probe_pg WHERE k = 99", &[])
+            .unwrap();
+        if left == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned insert was not rolled back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    db.execute("SET lock_timeout = '2s'", &[]).unwrap();
+    db.execute("UPDATE probe_pg SET t = 'free' WHERE k = 1", &[])
+        .expect("the abandoned row lock was released");
 }
 
 #[test]

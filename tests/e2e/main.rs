@@ -16,6 +16,8 @@
 //! - `routes`: what every API route shares — token checks (401), CORS, 405 and 404.
 //! - `queue`: a 10,000-member fan-out across a SIGKILL; receipts and recall through
 //!   the worker; the drain route's secret.
+//! - `replicas`: two gateways on one PostgreSQL database, concurrent sends through
+//!   both (duplicates split across them, a 10,000-member group), both draining.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
 //!   encoded as OpenAPI clients encode them reach their routes.
 //! - `push`: device registration, coalesced delivery, retries, dead tokens and signed
@@ -44,6 +46,7 @@ mod openapi;
 mod push;
 mod queue;
 mod quotas;
+mod replicas;
 mod retention;
 mod routes;
 mod send_refusals;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::client::{JWT_SECRET, admin_token, user_token};
+use courier_store::sql::Sql;
+
 use crate::harness::{Gateway, call};
 
 const MEMBERS: usize = 10_000;
@@ -48,21 +50,12 @@ fn uid(i: usize) -> String {
     format!("m{i:05}")
 }
 
-/// Opens the gateway's SQLite file read-only beside it (WAL allows it).
-fn database(gw_data: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(
-        gw_data.join("sqlite_db.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+fn holders(db: &dyn Sql, msg_id: &str) -> i64 {
+    db.query_i64(
+        "SELECT count(*) FROM entries WHERE msg_id = ? AND kind = 'message'",
+        &[msg_id.into()],
     )
     .unwrap()
-}
-
-fn holders(db: &rusqlite::Connection, msg_id: &str) -> i64 {
-    db.query_row(
-        "SELECT count(*) FROM entries WHERE msg_id = ?1 AND kind = 'message'",
-        [msg_id],
-        |r| r.get(0),
-    )
     .unwrap()
 }
 
@@ -119,11 +112,11 @@ fn ten_thousand_member_fan_out_survives_sigkill_and_completes_exactly_once() {
     let msg_id = sent["msg_id"].as_str().unwrap().to_string();
 
     // Kill the gateway while the fan-out is part-way through.
-    let db = database(gw.data.path());
+    let db = gw.db();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut gw = gw;
     loop {
-        let n = holders(&db, &msg_id);
+        let n = holders(&*db, &msg_id);
         if n > 200 {
             Command::new("kill")
                 .args(["-KILL", &gw.child.id().to_string()])
@@ -135,7 +128,7 @@ fn ten_thousand_member_fan_out_survives_sigkill_and_completes_exactly_once() {
         assert!(Instant::now() < deadline, "the fan-out did not start");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let at_kill = holders(&db, &msg_id);
+    let at_kill = holders(&*db, &msg_id);
     assert!(
         at_kill < MEMBERS as i64,
         "killed mid-way ({at_kill} of {MEMBERS} streams)"
@@ -146,7 +139,7 @@ fn ten_thousand_member_fan_out_survives_sigkill_and_completes_exactly_once() {
     drop(gw);
     let gw = Gateway::start_in("spin.toml", data, &vars, &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while holders(&db, &msg_id) < MEMBERS as i64 {
+    while holders(&*db, &msg_id) < MEMBERS as i64 {
         assert!(
             Instant::now() < deadline,
             "fan-out did not complete after restart"
@@ -154,21 +147,20 @@ fn ten_thousand_member_fan_out_survives_sigkill_and_completes_exactly_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Every member exactly once; every stream dense.
-    let per_user: BTreeMap<String, (i64, i64, i64, i64)> = {
-        let mut stmt = db
-            .prepare(
-                "SELECT uid, count(*), min(seq), max(seq),
-                        sum(CASE WHEN msg_id = ?1 AND kind = 'message' THEN 1 ELSE 0 END)
-                 FROM entries GROUP BY uid",
-            )
-            .unwrap();
-        stmt.query_map([&msg_id], |r| {
-            Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        })
+    let per_user: BTreeMap<String, (i64, i64, i64, i64)> = db
+        .query(
+            "SELECT uid, count(*), min(seq), max(seq),
+                    sum(CASE WHEN msg_id = ? AND kind = 'message' THEN 1 ELSE 0 END)
+             FROM entries GROUP BY uid",
+            &[msg_id.as_str().into()],
+        )
         .unwrap()
-        .map(Result::unwrap)
-        .collect()
-    };
+        .into_iter()
+        .map(|r| {
+            let n = |i: usize| r[i].as_i64().unwrap();
+            (r[0].as_str().unwrap().to_string(), (n(1), n(2), n(3), n(4)))
+        })
+        .collect();
     for u in &uids {
         let (count, min, max, copies) = per_user[u];
         assert_eq!(copies, 1, "{u} holds the message exactly once");

@@ -11,17 +11,18 @@
 
 use courier_core::Error;
 use courier_spin::http::{check_method, json, serve};
+use courier_store::Sql;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
-use spin_sdk::sqlite::{Connection, Value};
 
 const PROBE_KEY: &str = "courier:health:probe";
 
 /// # `GET /healthz`
 /// Liveness and store readiness.
-/// - Does a real SQLite round trip (reads the schema table of the `default` database)
-///   and a key-value set/get on the `default` store.
+/// - Does a real store round trip (opens the store `database_url` chooses — the
+///   `default` SQLite database or PostgreSQL — migrated, and reads its schema
+///   version) and a key-value set/get on the `default` store.
 /// - → 200 `{"ok": true}`.
 /// - Store failure → 503 `unavailable` with `Retry-After` (the detail is logged only).
 /// - Any method but `GET` → 405 `method_not_allowed` with `Allow: GET`; `OPTIONS` is a
@@ -46,13 +47,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
 }
 
 fn check_stores() -> Result<(), String> {
-    let db = Connection::open_default().map_err(|e| format!("sqlite open: {e}"))?;
-    let result = db
-        .execute("SELECT count(*) FROM sqlite_master", &[])
-        .map_err(|e| format!("sqlite query: {e}"))?;
-    match result.rows.first().and_then(|r| r.values.first()) {
-        Some(Value::Integer(_)) => {}
-        other => return Err(format!("sqlite returned {other:?}")),
+    let db = courier_spin::env::store().map_err(|e| format!("store open: {e}"))?;
+    let version = db
+        .query_i64("SELECT MAX(version) FROM courier_migrations", &[])
+        .map_err(|e| format!("{} query: {e}", db.dialect()))?;
+    if version != Some(courier_store::schema::latest()) {
+        return Err(format!("{} schema version is {version:?}", db.dialect()));
     }
     let store = Store::open_default().map_err(|e| format!("key-value open: {e}"))?;
     let value = b"ok".to_vec();

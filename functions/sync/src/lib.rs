@@ -18,7 +18,7 @@ use courier_core::auth::Identity;
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, store};
 use courier_spin::http::{check_method, decoded, ok, segments, serve};
-use courier_spin::sqlite::SpinSqlite;
+use courier_spin::store::Store;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -93,7 +93,7 @@ enum Route {
 /// Answers `page` (the first pass) at once when it has entries; otherwise waits for
 /// the head to move (cheap reads) until `wait` passes.
 fn long_poll(
-    db: &SpinSqlite,
+    db: &Store,
     caller: &Identity,
     query: &SyncQuery,
     page: SyncResponse,

@@ -9,6 +9,7 @@
 //! - [`secrets`]: development secrets generated into the data directory.
 //! - [`builder`]: runs the components' build commands.
 //! - [`sqlite_pool`]: the embedded SQLite files and their connection pools.
+//! - [`pg_pool`]: PostgreSQL sessions for guests, pooled per connection string.
 //! - [`host`]: the per-request host state and the Spin interfaces given to guests.
 //! - [`server`]: the loaded app: engine, pre-instances, routing, limits, one store a request.
 //! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
@@ -26,6 +27,7 @@ pub mod listen;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod pg_pool;
 pub mod routes;
 pub mod secrets;
 pub mod server;

@@ -147,10 +147,15 @@ fn parse_port(text: &str, port: &str) -> Result<u16> {
         .with_context(|| format!("`{text}`: invalid port `{port}`"))
 }
 
+/// The port a scheme means when an entry or URL names none (Spin's well-known ports).
 pub fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
         "https" => Some(443),
+        "postgres" | "postgresql" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
         _ => None,
     }
 }
@@ -208,6 +213,30 @@ mod tests {
             443
         ));
         assert!(allows("http://127.0.0.1:9000", "http", "127.0.0.1", 9000));
+        assert!(allows(
+            "postgres://db.internal",
+            "postgres",
+            "db.internal",
+            5432
+        ));
+        assert!(!allows(
+            "postgres://db.internal",
+            "postgres",
+            "db.internal",
+            5433
+        ));
+        assert!(allows(
+            "postgres://127.0.0.1:5433",
+            "postgres",
+            "127.0.0.1",
+            5433
+        ));
+        assert!(!allows(
+            "postgres://127.0.0.1:5433",
+            "http",
+            "127.0.0.1",
+            5433
+        ));
     }
 
     #[test]

@@ -63,6 +63,8 @@ struct Loaded {
 pub struct App {
     pub databases: Databases,
     pub kv: Arc<KvStore>,
+    /// PostgreSQL sessions of `spin:postgres` guests, by connection string.
+    pub postgres: crate::pg_pool::Pools,
     pub metrics: Metrics,
     /// Wakes the queue drainer (see `drainer.rs`).
     pub poke: crate::drainer::Poke,
@@ -212,6 +214,7 @@ impl App {
         let app = Arc::new(Self {
             databases,
             kv,
+            postgres: Default::default(),
             metrics: Metrics::default(),
             poke: Default::default(),
             drain_route,

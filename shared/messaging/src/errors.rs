@@ -20,6 +20,7 @@ pub fn from_store(e: StoreError) -> Error {
                 reason: "the store is busy".into(),
             }
         }
+        StoreError::LeaseLost => Error::Internal("a queue job's lease was lost".into()),
         StoreError::Sql(other) => Error::Internal(other.to_string()),
     }
 }

@@ -148,6 +148,16 @@ pub fn drain<S: Sql + ?Sized>(
     Ok(report)
 }
 
+/// Gives the lease back after a slice, keeping the progress, so the job runs again
+/// at once (behind the other due work).
+fn yield_job<S: Sql + ?Sized>(sql: &S, job: &Claimed, now: i64) -> Result<Ran, StoreError> {
+    match jobs::advance(sql, job, &job.payload, Some(now)) {
+        Ok(()) => Ok(Ran::Yielded),
+        Err(StoreError::LeaseLost) => Ok(Ran::LeaseLost),
+        Err(e) => Err(e),
+    }
+}
+
 fn run<S: Sql + ?Sized>(
     sql: &S,
     config: &DrainConfig,
@@ -168,8 +178,7 @@ fn run<S: Sql + ?Sized>(
                         job.payload = serde_json::to_string(&progress)
                             .map_err(|e| StoreError::Invalid(e.to_string()))?;
                         if clock() >= slice_end {
-                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
-                            return Ok(Ran::Yielded);
+                            return yield_job(sql, &job, clock());
                         }
                     }
                 }
@@ -184,8 +193,7 @@ fn run<S: Sql + ?Sized>(
                     recall::Step::More { payload } => {
                         job.payload = payload;
                         if clock() >= slice_end {
-                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
-                            return Ok(Ran::Yielded);
+                            return yield_job(sql, &job, clock());
                         }
                     }
                 }

@@ -1,19 +1,19 @@
-//! The queue, the worker and the features built on them, on real SQLite with a fake
-//! clock: large-group fan-out, merged inserts, leases, retries and dead letters,
-//! lanes, receipts under concurrency, recall.
+//! The queue, the worker and the features built on them, with a fake clock, on real
+//! SQLite — and on PostgreSQL too when `COURIER_TEST_DATABASE_URL` is set (a fresh
+//! schema per test): large-group fan-out, merged inserts, leases, retries and dead
+//! letters, lanes, receipts under concurrency, recall.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::cell::Cell;
-use std::path::PathBuf;
 
 use courier_core::auth::{Identity, Role};
 use courier_core::{Config, DeviceId, UserId};
 use courier_messaging::worker::{DrainConfig, DrainReport, drain};
 use courier_messaging::{recall, receipts, send};
 use courier_store::jobs::{self, Lane, NewJob};
-use courier_store::native::NativeSqlite;
 use courier_store::sql::Sql;
+use courier_store::testdb::TestDb;
 use courier_store::{directory, reads, schema};
 use serde_json::{Value, json};
 
@@ -35,11 +35,12 @@ fn config() -> Config {
     }
 }
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("courier-queue-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("db.sqlite")
+/// Runs `test` on a fresh database of every backend.
+fn each(test: impl Fn(&TestDb, &dyn Sql)) {
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        test(&t, &*t.connect().unwrap());
+    }
 }
 
 fn setup(db: &impl Sql, members: usize) -> Vec<String> {
@@ -113,7 +114,12 @@ fn assert_dense(db: &impl Sql, uid: &str) {
 
 #[test]
 fn large_group_message_reaches_every_member_once_through_the_queue_in_send_order() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| {
+        large_group_message_reaches_every_member_once_through_the_queue_in_send_order_on(db)
+    });
+}
+
+fn large_group_message_reaches_every_member_once_through_the_queue_in_send_order_on(db: &dyn Sql) {
     let uids = setup(&db, 40);
     let first = send_text(&db, &uids[3], json!({ "group": "big" }), "one", 10);
     assert_eq!(first["status"], "accepted");
@@ -150,7 +156,10 @@ fn large_group_message_reaches_every_member_once_through_the_queue_in_send_order
 
 #[test]
 fn a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates_on(db));
+}
+
+fn a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates_on(db: &dyn Sql) {
     let uids = setup(&db, 30);
     send_text(&db, &uids[0], json!({ "group": "big" }), "m", 10);
     // A worker claims the job, writes one chunk, and dies.
@@ -174,7 +183,10 @@ fn a_crashed_workers_lease_expires_and_the_job_resumes_without_duplicates() {
 
 #[test]
 fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes_on(db));
+}
+
+fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes_on(db: &dyn Sql) {
     schema::migrate(&db).unwrap();
     let job = NewJob {
         id: "bad",
@@ -188,7 +200,7 @@ fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
     jobs::enqueue(&db, &job, 0).unwrap();
     let first = run_drain(&db, 0);
     assert_eq!((first.done, first.retried, first.remaining), (0, 1, 0));
-    let run_at = |db: &NativeSqlite| {
+    let run_at = |db: &dyn Sql| {
         db.query_i64("SELECT run_at FROM jobs WHERE id = 'bad'", &[])
             .unwrap()
             .unwrap()
@@ -228,7 +240,10 @@ fn failing_jobs_back_off_then_are_dead_lettered_after_thirty_minutes() {
 
 #[test]
 fn high_lane_work_completes_before_a_low_lane_backlog() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| high_lane_work_completes_before_a_low_lane_backlog_on(db));
+}
+
+fn high_lane_work_completes_before_a_low_lane_backlog_on(db: &dyn Sql) {
     let uids = setup(&db, 3000);
     for (i, sender) in uids.iter().take(3).enumerate() {
         send_text(
@@ -266,39 +281,33 @@ fn high_lane_work_completes_before_a_low_lane_backlog() {
 
 #[test]
 fn two_hundred_concurrent_readers_are_all_counted() {
-    let path = temp_db("readers");
-    let uids = {
-        let db = NativeSqlite::open(&path).unwrap();
-        setup(&db, 201)
-    };
+    each(two_hundred_concurrent_readers_are_all_counted_on);
+}
+
+fn two_hundred_concurrent_readers_are_all_counted_on(t: &TestDb, db: &dyn Sql) {
+    let uids = setup(&db, 201);
     let msg = {
-        let db = NativeSqlite::open(&path).unwrap();
         let reply = send_text(&db, &uids[0], json!({ "group": "big" }), "read-me", 10);
         while run_drain(&db, 20).remaining > 0 {}
         reply["msg_id"].as_str().unwrap().to_string()
     };
-    let threads: Vec<_> = uids[1..]
-        .chunks(25)
-        .map(|readers| {
-            let (path, readers, msg) = (path.clone(), readers.to_vec(), msg.clone());
-            std::thread::spawn(move || {
-                let db = NativeSqlite::open(&path).unwrap();
+    std::thread::scope(|scope| {
+        for readers in uids[1..].chunks(25) {
+            let msg = &msg;
+            scope.spawn(move || {
+                let db = t.connect().unwrap();
                 for reader in readers {
                     let body = json!({ "msg_ids": [msg] }).to_string();
                     let (status, reply) =
-                        receipts::mark_read(&db, &config(), &who(&reader), body.as_bytes(), 30)
+                        receipts::mark_read(&db, &config(), &who(reader), body.as_bytes(), 30)
                             .unwrap();
                     assert_eq!((status, reply["read"].as_array().unwrap().len()), (200, 1));
                     // Drains run concurrently with the readers.
                     run_drain(&db, 31);
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let db = NativeSqlite::open(&path).unwrap();
+            });
+        }
+    });
     while run_drain(&db, 40).remaining > 0 {}
     let page = reads::sync_page(&db, &uids[0], 0, 10_000).unwrap();
     let last = page
@@ -320,7 +329,10 @@ fn two_hundred_concurrent_readers_are_all_counted() {
 
 #[test]
 fn recall_is_sender_only_within_the_window_and_idempotent() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| recall_is_sender_only_within_the_window_and_idempotent_on(db));
+}
+
+fn recall_is_sender_only_within_the_window_and_idempotent_on(db: &dyn Sql) {
     let uids = setup(&db, 3);
     let reply = send_text(&db, &uids[0], json!({ "user": uids[1] }), "oops", 1_000);
     let msg = reply["msg_id"].as_str().unwrap();
@@ -354,7 +366,10 @@ fn recall_is_sender_only_within_the_window_and_idempotent() {
 
 #[test]
 fn recall_of_a_large_group_message_reaches_every_holder_through_the_queue() {
-    let db = NativeSqlite::memory().unwrap();
+    each(|_, db| recall_of_a_large_group_message_reaches_every_holder_through_the_queue_on(db));
+}
+
+fn recall_of_a_large_group_message_reaches_every_holder_through_the_queue_on(db: &dyn Sql) {
     let uids = setup(&db, 50);
     let reply = send_text(&db, &uids[0], json!({ "group": "big" }), "oops", 1_000);
     while run_drain(&db, 1_001).remaining > 0 {}
@@ -380,13 +395,13 @@ fn recall_of_a_large_group_message_reaches_every_holder_through_the_queue() {
 
 /// An executor that fails statements starting with `prefix` (transiently) while
 /// `failing` is set.
-struct Flaky {
-    db: NativeSqlite,
+struct Flaky<'a> {
+    db: &'a dyn Sql,
     prefix: &'static str,
     failing: Cell<bool>,
 }
 
-impl Sql for Flaky {
+impl Sql for Flaky<'_> {
     fn dialect(&self) -> courier_store::Dialect {
         self.db.dialect()
     }
@@ -407,8 +422,14 @@ impl Sql for Flaky {
 
 #[test]
 fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once() {
+    each(|_, db| {
+        a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once_on(db)
+    });
+}
+
+fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once_on(db: &dyn Sql) {
     let db = Flaky {
-        db: NativeSqlite::memory().unwrap(),
+        db,
         prefix: "INSERT INTO entries",
         failing: Cell::new(false),
     };
@@ -453,8 +474,12 @@ fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once()
 
 #[test]
 fn when_even_queueing_fails_the_send_is_503_and_nothing_is_written() {
+    each(|_, db| when_even_queueing_fails_the_send_is_503_and_nothing_is_written_on(db));
+}
+
+fn when_even_queueing_fails_the_send_is_503_and_nothing_is_written_on(db: &dyn Sql) {
     let db = Flaky {
-        db: NativeSqlite::memory().unwrap(),
+        db,
         prefix: "INSERT",
         failing: Cell::new(false),
     };
@@ -472,4 +497,95 @@ fn when_even_queueing_fails_the_send_is_503_and_nothing_is_written() {
         db.query_i64("SELECT count(*) FROM messages", &[]).unwrap(),
         Some(0)
     );
+}
+
+#[test]
+fn concurrent_senders_and_drains_deliver_every_message_once_in_dense_streams() {
+    each(concurrent_senders_and_drains_on);
+}
+
+fn concurrent_senders_and_drains_on(t: &TestDb, db: &dyn Sql) {
+    let uids = setup(&db, 60);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..3)
+            .map(|s| {
+                let uids = &uids;
+                scope.spawn(move || {
+                    let db = t.connect().unwrap();
+                    for i in 0..15 {
+                        let cmid = format!("s{s}-{i}");
+                        let from = &uids[s * 7];
+                        if i % 3 == 0 {
+                            send_text(&db, from, json!({ "user": uids[s * 7 + 1] }), &cmid, 10);
+                        } else {
+                            send_text(&db, from, json!({ "group": "big" }), &cmid, 10);
+                        }
+                        // The same key again, as a client retry would.
+                        if i % 5 == 0 {
+                            send_text(
+                                &db,
+                                from,
+                                json!({ "group": "big" }),
+                                &format!("{cmid}-r"),
+                                10,
+                            );
+                            send_text(
+                                &db,
+                                from,
+                                json!({ "group": "big" }),
+                                &format!("{cmid}-r"),
+                                10,
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in 0..3u64 {
+            let done = &done;
+            scope.spawn(move || {
+                let db = t.connect().unwrap();
+                let clock = || 20;
+                let mut n = w << 32;
+                let mut random = || {
+                    n += 1;
+                    n
+                };
+                let config = DrainConfig {
+                    chunk: 7,
+                    slice_ms: 0,
+                    ..DrainConfig::default()
+                };
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    drain(&db, &config, &clock, &mut random).unwrap();
+                }
+            });
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    while run_drain(&db, 40).remaining > 0 {}
+    let group_messages = db
+        .query_i64("SELECT count(*) FROM messages WHERE conv = 'g:big'", &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(group_messages, 3 * (10 + 3), "one row per client_msg_id");
+    for uid in &uids {
+        assert_dense(&db, uid);
+        let ids = message_ids(&db, uid);
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{uid}: no message twice");
+        let in_group = db
+            .query_i64(
+                "SELECT count(*) FROM entries e JOIN messages m ON m.msg_id = e.msg_id
+                 WHERE e.uid = ? AND e.kind = 'message' AND m.conv = 'g:big'",
+                &[uid.as_str().into()],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(in_group, group_messages, "{uid}: every group message");
+    }
 }

@@ -39,9 +39,11 @@ pub fn identity(
     key.authenticate(crate::http::bearer(req), now)
 }
 
-/// The store: the `default` SQLite database, migrated.
-pub fn store() -> Result<crate::sqlite::SpinSqlite, Error> {
-    crate::sqlite::SpinSqlite::open_default().map_err(courier_messaging::errors::from_sql)
+/// The store, migrated: the `default` SQLite database, or the PostgreSQL server the
+/// `database_url` variable names.
+pub fn store() -> Result<crate::store::Store, Error> {
+    let url = variable("database_url").unwrap_or_default();
+    crate::store::Store::open(&url).map_err(courier_messaging::errors::from_sql)
 }
 
 /// What an authenticated API request needs: the time, the caller, the limits and
@@ -50,7 +52,7 @@ pub struct Ctx {
     pub now: i64,
     pub caller: courier_core::auth::Identity,
     pub config: courier_core::Config,
-    pub db: crate::sqlite::SpinSqlite,
+    pub db: crate::store::Store,
 }
 
 /// Authenticates the request and opens the store.

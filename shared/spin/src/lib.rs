@@ -2,10 +2,14 @@
 //! component crates stay thin (parse → core → respond).
 //!
 //! # Layout
+//! - [`store`]: the store a component opens, chosen by the `database_url` variable.
 //! - [`sqlite`]: the store's SQL executor over `fermyon:spin/sqlite`.
+//! - [`postgres`]: the store's SQL executor over `spin:postgres@4.0.0`.
 //! - [`http`]: JSON and error responses in the API shape, CORS, request helpers.
 //! - [`env`]: the clock, randomness and variables.
 
 pub mod env;
 pub mod http;
+pub mod postgres;
 pub mod sqlite;
+pub mod store;

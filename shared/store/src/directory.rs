@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::error::StoreError;
 use crate::sql::{Sql, SqlValue, params_list, write_tx};
-use crate::streams::{NewEntry, UserSet, append};
+use crate::streams::{NewEntry, UserSet, append, lock};
 
 /// Rows per multi-row `INSERT`, well under every engine's parameter limit.
 const CHUNK: usize = 500;
@@ -162,8 +162,10 @@ fn announce<S: Sql + ?Sized>(
         created_at: now,
         ..NewEntry::default()
     };
-    append(sql, &UserSet::Members(gid), &entry)?;
-    append(sql, &UserSet::List(removed), &entry)?;
+    let (members, removed) = (UserSet::Members(gid), UserSet::List(removed));
+    lock(sql, &[&members, &removed])?;
+    append(sql, &members, &entry)?;
+    append(sql, &removed, &entry)?;
     Ok(())
 }
 
@@ -183,6 +185,14 @@ pub fn put_group<S: Sql + ?Sized>(
         if let Some(first) = missing.first() {
             return Err(StoreError::NotFound(format!("user {first}")));
         }
+        // The group's row first: it serializes concurrent changes of one group.
+        let count = wanted.len() as i64;
+        sql.execute(
+            "INSERT INTO groups (gid, name, owner, version, member_count) VALUES (?, ?, ?, 1, ?)
+             ON CONFLICT (gid) DO UPDATE SET name = excluded.name, owner = excluded.owner,
+               version = groups.version + 1, member_count = excluded.member_count",
+            &[gid.into(), name.into(), owner.into(), count.into()],
+        )?;
         let current: BTreeSet<String> = sql
             .query("SELECT uid FROM members WHERE gid = ?", &[gid.into()])?
             .into_iter()
@@ -204,13 +214,6 @@ pub fn put_group<S: Sql + ?Sized>(
             &removed.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
         insert_members(sql, gid, &added)?;
-        let count = wanted.len() as i64;
-        sql.execute(
-            "INSERT INTO groups (gid, name, owner, version, member_count) VALUES (?, ?, ?, 1, ?)
-             ON CONFLICT (gid) DO UPDATE SET name = excluded.name, owner = excluded.owner,
-               version = groups.version + 1, member_count = excluded.member_count",
-            &[gid.into(), name.into(), owner.into(), count.into()],
-        )?;
         let version = sql
             .query_i64("SELECT version FROM groups WHERE gid = ?", &[gid.into()])?
             .unwrap_or(1);
@@ -237,7 +240,13 @@ pub fn change_members<S: Sql + ?Sized>(
 ) -> Result<GroupInfo, StoreError> {
     write_tx(sql, |sql| {
         if sql
-            .query_row("SELECT 1 FROM groups WHERE gid = ?", &[gid.into()])?
+            .query_row(
+                &format!(
+                    "SELECT 1 FROM groups WHERE gid = ?{}",
+                    sql.dialect().for_update()
+                ),
+                &[gid.into()],
+            )?
             .is_none()
         {
             return Err(StoreError::NotFound(format!("group {gid}")));

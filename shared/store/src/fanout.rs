@@ -14,7 +14,7 @@ use crate::error::StoreError;
 use crate::jobs::{self, Claimed, Lane, NewJob};
 use crate::push::{Policy, Trigger};
 use crate::sql::{Sql, SqlValue, params_list};
-use crate::streams::UserSet;
+use crate::streams::{self, UserSet};
 
 /// Messages merged into one batch.
 pub const MAX_BATCH: usize = 32;
@@ -83,9 +83,10 @@ pub fn step<S: Sql + ?Sized>(
     push: &Policy,
     now: i64,
 ) -> Result<(Step, Progress), StoreError> {
-    crate::sql::write_tx(sql, |sql| {
-        let mut progress: Progress = serde_json::from_str(&job.payload)
-            .map_err(|e| StoreError::Invalid(format!("fan-out payload: {e}")))?;
+    let start: Progress = serde_json::from_str(&job.payload)
+        .map_err(|e| StoreError::Invalid(format!("fan-out payload: {e}")))?;
+    let result = crate::sql::write_tx(sql, |sql| {
+        let mut progress = start.clone();
         if !jobs::check_lease(sql, job)? {
             return Ok((Step::LeaseLost, progress));
         }
@@ -136,7 +137,11 @@ pub fn step<S: Sql + ?Sized>(
             serde_json::to_string(&progress).map_err(|e| StoreError::Invalid(e.to_string()))?;
         jobs::advance(sql, job, &payload, None)?;
         Ok((Step::Wrote, progress))
-    })
+    });
+    match result {
+        Err(StoreError::LeaseLost) => Ok((Step::LeaseLost, start)),
+        other => other,
+    }
 }
 
 /// Writes every batch message to the members in `(cursor, upto]`, skipping each
@@ -153,6 +158,13 @@ fn write_chunk<S: Sql + ?Sized>(
     let ids = params_list(progress.batch.len());
     let batch: Vec<SqlValue> = progress.batch.iter().map(SqlValue::from).collect();
     let range = [gid.into(), progress.cursor.as_str().into(), upto.into()];
+    streams::lock(
+        sql,
+        &[&UserSet::Query(
+            "SELECT uid FROM members WHERE gid = ? AND uid > ? AND uid <= ?".into(),
+            range.to_vec(),
+        )],
+    )?;
     let mut params: Vec<SqlValue> = range.to_vec();
     params.extend(batch.iter().cloned());
     sql.execute(

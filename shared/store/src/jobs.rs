@@ -4,11 +4,21 @@
 //! dead-lettered after the hold time.
 //!
 //! Exactly-once effect: a job's work and the job's own update (advance, complete)
-//! commit in one transaction, guarded by [`check_lease`]; a worker that lost its
-//! lease changes nothing.
+//! commit in one transaction, and that update only matches the row while this
+//! worker holds the lease ([`advance`] and [`complete`] fail with
+//! [`StoreError::LeaseLost`] otherwise, rolling the work back); a worker that lost
+//! its lease changes nothing.
+//!
+//! Concurrency on PostgreSQL (READ COMMITTED, several workers on several gateways):
+//! claims are serialized by an advisory lock (so the per-key lease cap counts the
+//! leases other claimers just took) and take the rows with one guarded `UPDATE …
+//! RETURNING`, so two workers never hold one job and a claim always reads the
+//! payload the previous holder committed. A job's own row is updated last in its
+//! work transaction, after the user rows the work locks, so a send that enqueues
+//! the same job (users first, then the job) cannot deadlock with it.
 
 use crate::error::StoreError;
-use crate::sql::{Sql, SqlValue, params_list};
+use crate::sql::{Sql, SqlValue, TxLock, params_list};
 
 /// Priority lanes: each drain gives every lane its own share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,8 +114,9 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due jobs of `lane` with a lease until `now + lease_ms`,
-/// never letting one key hold more than `key_cap` leases at once. Runs in its own
-/// write transaction.
+/// never letting one key hold more than `key_cap` leases at once (jobs of a key at
+/// its cap are not even candidates, so they cannot crowd out the rest of the lane).
+/// Runs in its own write transaction.
 pub fn claim<S: Sql + ?Sized>(
     sql: &S,
     lane: Lane,
@@ -116,75 +127,94 @@ pub fn claim<S: Sql + ?Sized>(
     now: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
     crate::sql::write_tx(sql, |sql| {
+        if let Some(lock) = sql.dialect().tx_lock(TxLock::ClaimJobs) {
+            sql.execute(&lock, &[])?;
+        }
         let rows = sql.query(
-            "SELECT id, kind, key, payload, attempts, first_at, generation,
-               (SELECT count(*) FROM jobs busy WHERE busy.key = jobs.key AND busy.locked_until > ?)
-             FROM jobs
-             WHERE state = 'ready' AND lane = ? AND run_at <= ? AND locked_until <= ?
-             ORDER BY run_at, id LIMIT ?",
+            &format!(
+                "SELECT id, key,
+                   (SELECT count(*) FROM jobs busy WHERE busy.key = jobs.key AND busy.locked_until > ?)
+                 FROM jobs
+                 WHERE state = 'ready' AND lane = ? AND run_at <= ? AND locked_until <= ?
+                   AND (key IS NULL OR (SELECT count(*) FROM jobs held
+                                        WHERE held.key = jobs.key AND held.locked_until > ?) < ?)
+                 ORDER BY run_at, id LIMIT ?{}",
+                sql.dialect().for_update_skip_locked("jobs")
+            ),
             &[
                 now.into(),
                 (lane as i64).into(),
                 now.into(),
                 now.into(),
+                now.into(),
+                key_cap.into(),
                 ((limit * 4) as i64).into(),
             ],
         )?;
-        let mut claimed: Vec<Claimed> = Vec::new();
+        let mut chosen: Vec<String> = Vec::new();
         let mut taken: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         for row in rows {
-            if claimed.len() >= limit {
+            if chosen.len() >= limit {
                 break;
             }
             let mut cols = row.into_iter();
             let mut next = || cols.next().unwrap_or(SqlValue::Null);
             let id = next().into_string().unwrap_or_default();
-            let kind = next().into_string().unwrap_or_default();
             let key = next().into_string();
-            let payload = next().into_string().unwrap_or_default();
-            let attempts = next().as_i64().unwrap_or(0);
-            let first_at = next().as_i64().unwrap_or(now);
-            let generation = next().as_i64().unwrap_or(0);
             let busy = next().as_i64().unwrap_or(0);
-            if let Some(key) = &key {
-                let count = taken.entry(key.clone()).or_insert(busy);
+            if let Some(key) = key {
+                let count = taken.entry(key).or_insert(busy);
                 if *count >= key_cap {
                     continue;
                 }
                 *count += 1;
             }
-            claimed.push(Claimed {
-                id,
-                lane,
-                kind,
-                key,
-                payload,
-                attempts: attempts + 1,
-                first_at,
-                generation,
-                lease: lease.to_string(),
-            });
+            chosen.push(id);
         }
-        if claimed.is_empty() {
-            return Ok(claimed);
+        if chosen.is_empty() {
+            return Ok(Vec::new());
         }
+        // Guarded: a row that stopped being due since the SELECT is not taken, and
+        // the returned payload is the row as updated (the latest committed one).
         let mut params: Vec<SqlValue> = vec![(now + lease_ms).into(), lease.into(), now.into()];
-        params.extend(claimed.iter().map(|c| SqlValue::from(c.id.as_str())));
-        sql.execute(
+        params.extend(chosen.iter().map(SqlValue::from));
+        params.push(now.into());
+        let rows = sql.query(
             &format!(
                 "UPDATE jobs SET locked_until = ?, lease = ?, attempts = attempts + 1,
                    first_at = COALESCE(first_at, ?)
-                 WHERE id IN ({})",
-                params_list(claimed.len())
+                 WHERE id IN ({}) AND state = 'ready' AND locked_until <= ?
+                 RETURNING id, kind, key, payload, attempts, first_at, generation",
+                params_list(chosen.len())
             ),
             &params,
         )?;
+        let mut claimed: Vec<Claimed> = rows
+            .into_iter()
+            .map(|row| {
+                let mut cols = row.into_iter();
+                let mut next = || cols.next().unwrap_or(SqlValue::Null);
+                Claimed {
+                    id: next().into_string().unwrap_or_default(),
+                    lane,
+                    kind: next().into_string().unwrap_or_default(),
+                    key: next().into_string(),
+                    payload: next().into_string().unwrap_or_default(),
+                    attempts: next().as_i64().unwrap_or(1),
+                    first_at: next().as_i64().unwrap_or(now),
+                    generation: next().as_i64().unwrap_or(0),
+                    lease: lease.to_string(),
+                }
+            })
+            .collect();
+        claimed.sort_by_key(|c| chosen.iter().position(|id| *id == c.id));
         Ok(claimed)
     })
 }
 
-/// Inside a job's work transaction: whether this worker still holds the lease.
-/// Work done without it must be rolled back.
+/// Inside a job's work transaction: whether this worker still holds the lease — a
+/// cheap early exit. The guard that counts is the one in [`advance`] and
+/// [`complete`], which the work's transaction ends with.
 pub fn check_lease<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<bool, StoreError> {
     Ok(sql
         .query_row(
@@ -194,48 +224,63 @@ pub fn check_lease<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<bool, Stor
         .is_some())
 }
 
+/// Fails with [`StoreError::LeaseLost`] unless the guarded statement matched a row.
+fn guarded(rows: Vec<crate::sql::Row>) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        Err(StoreError::LeaseLost)
+    } else {
+        Ok(())
+    }
+}
+
 /// Inside the work transaction: records progress (a new payload) and keeps the job.
 /// `release` gives the lease back so the job runs again at once (used to yield).
+/// [`StoreError::LeaseLost`] if another worker holds the job now.
 pub fn advance<S: Sql + ?Sized>(
     sql: &S,
     job: &Claimed,
     payload: &str,
     release_at: Option<i64>,
 ) -> Result<(), StoreError> {
-    match release_at {
-        Some(at) => sql.execute(
+    guarded(match release_at {
+        Some(at) => sql.query(
             "UPDATE jobs SET payload = ?, locked_until = 0, lease = NULL, run_at = ?, attempts = 0, first_at = NULL
-             WHERE id = ? AND lease = ?",
+             WHERE id = ? AND lease = ? RETURNING id",
             &[payload.into(), at.into(), job.id.as_str().into(), job.lease.as_str().into()],
         )?,
-        None => sql.execute(
-            "UPDATE jobs SET payload = ? WHERE id = ? AND lease = ?",
+        None => sql.query(
+            "UPDATE jobs SET payload = ? WHERE id = ? AND lease = ? RETURNING id",
             &[payload.into(), job.id.as_str().into(), job.lease.as_str().into()],
         )?,
-    }
-    Ok(())
+    })
 }
 
 /// Inside the work transaction: the job is done. If it was enqueued again since it
 /// was claimed (a newer generation), it stays queued for another run instead.
+/// [`StoreError::LeaseLost`] if another worker holds the job now.
 pub fn complete<S: Sql + ?Sized>(sql: &S, job: &Claimed, now: i64) -> Result<(), StoreError> {
-    let generation = sql.query_i64(
-        "SELECT generation FROM jobs WHERE id = ?",
-        &[job.id.as_str().into()],
+    // One statement each, so a concurrent enqueue (which bumps the generation) is
+    // either seen by the DELETE's re-check or comes after it and inserts anew.
+    let deleted = sql.query(
+        "DELETE FROM jobs WHERE id = ? AND lease = ? AND generation = ? RETURNING id",
+        &[
+            job.id.as_str().into(),
+            job.lease.as_str().into(),
+            job.generation.into(),
+        ],
     )?;
-    if generation == Some(job.generation) {
-        sql.execute(
-            "DELETE FROM jobs WHERE id = ? AND lease = ?",
-            &[job.id.as_str().into(), job.lease.as_str().into()],
-        )?;
-    } else {
-        sql.execute(
-            "UPDATE jobs SET locked_until = 0, lease = NULL, run_at = ?, attempts = 0, first_at = NULL
-             WHERE id = ? AND lease = ?",
-            &[now.into(), job.id.as_str().into(), job.lease.as_str().into()],
-        )?;
+    if !deleted.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    guarded(sql.query(
+        "UPDATE jobs SET locked_until = 0, lease = NULL, run_at = ?, attempts = 0, first_at = NULL
+         WHERE id = ? AND lease = ? RETURNING id",
+        &[
+            now.into(),
+            job.id.as_str().into(),
+            job.lease.as_str().into(),
+        ],
+    )?)
 }
 
 /// After a failed run (outside any transaction): retry at `retry_at`, or dead-letter

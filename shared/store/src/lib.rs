@@ -19,6 +19,9 @@
 //! - [`retention`]: the purge of old history and dead letters, in bounded batches.
 //! - [`webhooks`]: subscriptions, and event deliveries queued with the event's data.
 //! - [`native`] (host targets only): the rusqlite executor, for tests and tools.
+//! - [`native_pg`] (host targets only): the PostgreSQL executor, for tests and tools.
+//! - [`testdb`] (host targets only): throwaway databases for tests — SQLite, and
+//!   PostgreSQL when `COURIER_TEST_DATABASE_URL` is set.
 
 pub mod devices;
 pub mod directory;
@@ -28,6 +31,8 @@ pub mod jobs;
 pub mod messages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_pg;
 pub mod push;
 pub mod quotas;
 pub mod reads;
@@ -37,7 +42,9 @@ pub mod retention;
 pub mod schema;
 pub mod sql;
 pub mod streams;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testdb;
 pub mod webhooks;
 
 pub use error::StoreError;
-pub use sql::{Dialect, Row, Sql, SqlError, SqlValue};
+pub use sql::{Dialect, Row, Sql, SqlError, SqlValue, TxLock};

@@ -2,8 +2,8 @@
 //! the request's single write transaction.
 
 use crate::error::StoreError;
-use crate::sql::{Sql, SqlValue, write_tx};
-use crate::streams::{NewEntry, UserSet, append, bump_conversations, head};
+use crate::sql::{Sql, SqlError, SqlValue, write_tx};
+use crate::streams::{NewEntry, UserSet, append, bump_conversations, head, lock};
 
 /// Where a message goes, already authorized.
 #[derive(Debug, Clone)]
@@ -136,12 +136,49 @@ pub fn send<S: Sql + ?Sized>(
 /// Stores a message and appends it to every recipient's stream, in one transaction:
 /// idempotency check, quotas (retries are free), message row, entries, counters, the
 /// pushes and the `message.sent` webhook deliveries it owes.
+///
+/// Concurrent sends of one sender are serialized by the sender's row (locked first,
+/// with every recipient's): a concurrent duplicate waits for the first, then finds
+/// its message. Should a duplicate still lose the race on the unique
+/// `(sender, client_msg_id)` index, its transaction is rolled back and the winner's
+/// message is answered as the duplicate it is.
 pub fn send_with<S: Sql + ?Sized>(
     sql: &S,
     msg: &NewMessage<'_>,
     limits: &Limits<'_>,
 ) -> Result<SendOutcome, StoreError> {
-    write_tx(sql, |sql| {
+    match write_tx(sql, |sql| send_tx(sql, msg, limits)) {
+        Err(StoreError::Sql(SqlError::Constraint(detail))) => {
+            match find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
+                Some(sent) => Ok(SendOutcome::Duplicate(sent)),
+                None => Err(StoreError::Sql(SqlError::Constraint(detail))),
+            }
+        }
+        other => other,
+    }
+}
+
+fn send_tx<S: Sql + ?Sized>(
+    sql: &S,
+    msg: &NewMessage<'_>,
+    limits: &Limits<'_>,
+) -> Result<SendOutcome, StoreError> {
+    {
+        let direct: Vec<String>;
+        let sender_only = [msg.sender.to_string()];
+        let set = match msg.to {
+            Recipients::Direct { peer } => {
+                direct = if peer == msg.sender {
+                    vec![msg.sender.to_string()]
+                } else {
+                    vec![msg.sender.to_string(), peer.to_string()]
+                };
+                UserSet::List(&direct)
+            }
+            Recipients::Group { gid } => UserSet::Members(gid),
+            Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
+        };
+        lock(sql, &[&UserSet::List(&sender_only), &set])?;
         if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
             return Ok(SendOutcome::Duplicate(sent));
         }
@@ -161,20 +198,6 @@ pub fn send_with<S: Sql + ?Sized>(
                 check_queue_share(sql, &org, share)?;
             }
         }
-        let direct: Vec<String>;
-        let sender_only = [msg.sender.to_string()];
-        let set = match msg.to {
-            Recipients::Direct { peer } => {
-                direct = if peer == msg.sender {
-                    vec![msg.sender.to_string()]
-                } else {
-                    vec![msg.sender.to_string(), peer.to_string()]
-                };
-                UserSet::List(&direct)
-            }
-            Recipients::Group { gid } => UserSet::Members(gid),
-            Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
-        };
         let status = match msg.to {
             Recipients::LargeGroup { .. } => "accepted",
             _ => "sent",
@@ -244,7 +267,7 @@ pub fn send_with<S: Sql + ?Sized>(
             sent_at: msg.sent_at,
             status: status.into(),
         }))
-    })
+    }
 }
 
 /// The `data` of a `message.sent` event.
@@ -422,11 +445,15 @@ pub fn run_retry<S: Sql + ?Sized>(
     };
     // Its rate was charged when it was accepted.
     send(sql, &msg, &|b| Ok(b.unwrap_or((0.0, now))))?;
-    write_tx(sql, |sql| {
+    let result = write_tx(sql, |sql| {
         if !crate::jobs::check_lease(sql, job)? {
             return Ok(false);
         }
         crate::jobs::complete(sql, job, now)?;
         Ok(true)
-    })
+    });
+    match result {
+        Err(StoreError::LeaseLost) => Ok(false),
+        other => other,
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::error::StoreError;
 use crate::jobs::{self, Claimed, Lane, NewJob};
 use crate::sql::{Sql, SqlValue, write_tx};
-use crate::streams::{NewEntry, UserSet, append};
+use crate::streams::{NewEntry, UserSet, append, lock};
 
 pub const KIND: &str = "recall";
 
@@ -27,17 +27,19 @@ pub fn facts<S: Sql + ?Sized>(sql: &S, msg_id: &str) -> Result<Option<MessageFac
             "SELECT sender, conv, client_msg_id, sent_at, recalled FROM messages WHERE msg_id = ?",
             &[msg_id.into()],
         )?
-        .map(|r| {
-            let mut c = r.into_iter();
-            let mut next = || c.next().unwrap_or(SqlValue::Null);
-            MessageFacts {
-                sender: next().into_string().unwrap_or_default(),
-                conv: next().into_string().unwrap_or_default(),
-                client_msg_id: next().into_string().unwrap_or_default(),
-                sent_at: next().as_i64().unwrap_or_default(),
-                recalled: next().as_i64().unwrap_or(0) != 0,
-            }
-        }))
+        .map(facts_from_row))
+}
+
+fn facts_from_row(row: crate::sql::Row) -> MessageFacts {
+    let mut c = row.into_iter();
+    let mut next = || c.next().unwrap_or(SqlValue::Null);
+    MessageFacts {
+        sender: next().into_string().unwrap_or_default(),
+        conv: next().into_string().unwrap_or_default(),
+        client_msg_id: next().into_string().unwrap_or_default(),
+        sent_at: next().as_i64().unwrap_or_default(),
+        recalled: next().as_i64().unwrap_or(0) != 0,
+    }
 }
 
 fn entry<'a>(msg_id: &'a str, facts: &'a MessageFacts, now: i64) -> NewEntry<'a> {
@@ -74,10 +76,33 @@ pub fn recall<S: Sql + ?Sized>(
     now: i64,
 ) -> Result<bool, StoreError> {
     write_tx(sql, |sql| {
-        let facts =
-            facts(sql, msg_id)?.ok_or_else(|| StoreError::NotFound(format!("message {msg_id}")))?;
+        // The message row first: concurrent recalls of one message queue here, and
+        // the second sees it recalled.
+        let facts = sql
+            .query_row(
+                &format!(
+                    "SELECT sender, conv, client_msg_id, sent_at, recalled FROM messages WHERE msg_id = ?{}",
+                    sql.dialect().for_update()
+                ),
+                &[msg_id.into()],
+            )?
+            .map(facts_from_row)
+            .ok_or_else(|| StoreError::NotFound(format!("message {msg_id}")))?;
         if facts.recalled {
             return Ok(false);
+        }
+        let audience = sql
+            .query_i64(
+                "SELECT count(*) FROM entries WHERE msg_id = ? AND kind = 'message'",
+                &[msg_id.into()],
+            )?
+            .unwrap_or(0);
+        let sender = UserSet::List(std::slice::from_ref(&facts.sender));
+        let everyone = holders(msg_id, "", None, &facts.sender);
+        if audience <= inline_max {
+            lock(sql, &[&sender, &everyone])?;
+        } else {
+            lock(sql, &[&sender])?;
         }
         sql.execute(
             "UPDATE messages SET content = NULL, recalled = 1 WHERE msg_id = ?",
@@ -87,21 +112,11 @@ pub fn recall<S: Sql + ?Sized>(
             "DELETE FROM group_outbox WHERE msg_id = ?",
             &[msg_id.into()],
         )?;
-        let audience = sql
-            .query_i64(
-                "SELECT count(*) FROM entries WHERE msg_id = ? AND kind = 'message'",
-                &[msg_id.into()],
-            )?
-            .unwrap_or(0);
         let org = crate::quotas::org_of(sql, &facts.sender)?.unwrap_or_default();
         let new_entry = entry(msg_id, &facts, now);
-        append(
-            sql,
-            &UserSet::List(std::slice::from_ref(&facts.sender)),
-            &new_entry,
-        )?;
+        append(sql, &sender, &new_entry)?;
         if audience <= inline_max {
-            append(sql, &holders(msg_id, "", None, &facts.sender), &new_entry)?;
+            append(sql, &everyone, &new_entry)?;
         } else {
             let id = format!("recall:{msg_id}");
             jobs::enqueue(
@@ -161,7 +176,7 @@ pub fn step<S: Sql + ?Sized>(
         .map_err(|e| StoreError::Invalid(format!("recall payload: {e}")))?;
     let msg_id = payload["msg_id"].as_str().unwrap_or_default().to_string();
     let cursor = payload["cursor"].as_str().unwrap_or_default().to_string();
-    write_tx(sql, |sql| {
+    let result = write_tx(sql, |sql| {
         if !jobs::check_lease(sql, job)? {
             return Ok(Step::LeaseLost);
         }
@@ -183,15 +198,17 @@ pub fn step<S: Sql + ?Sized>(
                 Ok(Step::Done)
             }
             Some(upto) => {
-                append(
-                    sql,
-                    &holders(&msg_id, &cursor, Some(&upto), &facts.sender),
-                    &entry(&msg_id, &facts, now),
-                )?;
+                let set = holders(&msg_id, &cursor, Some(&upto), &facts.sender);
+                lock(sql, &[&set])?;
+                append(sql, &set, &entry(&msg_id, &facts, now))?;
                 let payload = json!({ "msg_id": msg_id, "cursor": upto }).to_string();
                 jobs::advance(sql, job, &payload, None)?;
                 Ok(Step::More { payload })
             }
         }
-    })
+    });
+    match result {
+        Err(StoreError::LeaseLost) => Ok(Step::LeaseLost),
+        other => other,
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::error::StoreError;
 use crate::jobs::{self, Claimed, Lane, NewJob};
 use crate::sql::{Sql, SqlValue, params_list, write_tx};
-use crate::streams::{NewEntry, UserSet, append, head};
+use crate::streams::{NewEntry, UserSet, append, head, lock};
 
 pub const KIND: &str = "receipts";
 
@@ -58,7 +58,9 @@ pub fn mark_read<S: Sql + ?Sized>(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
+    let reader_set = [reader.to_string()];
     write_tx(sql, |sql| {
+        lock(sql, &[&UserSet::List(&reader_set)])?;
         let values = vec!["(?, ?, ?)"; messages.len()].join(", ");
         let params: Vec<SqlValue> = messages
             .iter()
@@ -82,7 +84,7 @@ pub fn mark_read<S: Sql + ?Sized>(
         let org = crate::quotas::org_of(sql, reader)?.unwrap_or_default();
         append(
             sql,
-            &UserSet::List(&[reader.to_string()]),
+            &UserSet::List(&reader_set),
             &NewEntry {
                 kind: "read",
                 data: Some(data),
@@ -155,10 +157,13 @@ pub fn run_job<S: Sql + ?Sized>(
         .ok()
         .and_then(|v| v["sender"].as_str().map(str::to_string))
         .ok_or_else(|| StoreError::Invalid("receipt job payload".into()))?;
-    write_tx(sql, |sql| {
+    let sender_set = [sender.clone()];
+    let result = write_tx(sql, |sql| {
         if !jobs::check_lease(sql, job)? {
             return Ok(None);
         }
+        // The sender's row before reading its head: its seqs are allocated below.
+        lock(sql, &[&UserSet::List(&sender_set)])?;
         let dirty: Vec<(String, i64)> = sql
             .query(
                 "SELECT msg_id, generation FROM receipt_dirty WHERE sender = ? ORDER BY msg_id LIMIT ?",
@@ -236,7 +241,11 @@ pub fn run_job<S: Sql + ?Sized>(
             jobs::complete(sql, job, now)?;
         }
         Ok(Some(rows.len()))
-    })
+    });
+    match result {
+        Err(StoreError::LeaseLost) => Ok(None),
+        other => other,
+    }
 }
 
 /// Who has read a message and who has not, each list sorted.

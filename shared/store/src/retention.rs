@@ -121,7 +121,7 @@ pub fn schedule<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<(), StoreError> {
                 (Lane::Low as i64).into(),
                 KIND.into(),
                 KIND.into(),
-                payload.into(),
+                payload.as_str().into(),
                 now.into(),
                 now.into(),
             ],

@@ -4,7 +4,7 @@
 //! composite primary keys, `ON CONFLICT`. A migration never changes once released;
 //! changes come as new versions.
 
-use crate::sql::{Sql, SqlError, write_tx};
+use crate::sql::{Sql, SqlError, TxLock, write_tx};
 
 /// `(version, statements)`, in order.
 pub const MIGRATIONS: &[(i64, &[&str])] = &[
@@ -206,15 +206,10 @@ pub fn latest() -> i64 {
 }
 
 /// Applies every migration not applied yet. Cheap when up to date (one query), safe
-/// when several instances race (each version is applied in one write transaction
-/// that re-checks the version first).
+/// when several instances race: each version is applied in one write transaction
+/// that re-checks the version first, and on PostgreSQL (where concurrent `CREATE
+/// TABLE IF NOT EXISTS` can still collide) under the migration advisory lock.
 pub fn migrate<S: Sql + ?Sized>(sql: &S) -> Result<(), SqlError> {
-    sql.execute(
-        "CREATE TABLE IF NOT EXISTS courier_migrations (
-            version BIGINT PRIMARY KEY,
-            applied_at BIGINT NOT NULL)",
-        &[],
-    )?;
     let current = |s: &S| -> Result<i64, SqlError> {
         Ok(s.query_i64(
             "SELECT COALESCE(MAX(version), 0) FROM courier_migrations",
@@ -222,11 +217,29 @@ pub fn migrate<S: Sql + ?Sized>(sql: &S) -> Result<(), SqlError> {
         )?
         .unwrap_or(0))
     };
-    if current(sql)? >= latest() {
+    // Fails only before the first migration (no such table), or if the database
+    // does: either way the transactions below say what is wrong.
+    if current(sql).is_ok_and(|v| v >= latest()) {
         return Ok(());
     }
+    let exclusive = |s: &S| -> Result<(), SqlError> {
+        match s.dialect().tx_lock(TxLock::Migrate) {
+            Some(lock) => s.execute(&lock, &[]),
+            None => Ok(()),
+        }
+    };
+    write_tx(sql, |s| {
+        exclusive(s)?;
+        s.execute(
+            "CREATE TABLE IF NOT EXISTS courier_migrations (
+                version BIGINT PRIMARY KEY,
+                applied_at BIGINT NOT NULL)",
+            &[],
+        )
+    })?;
     for (version, statements) in MIGRATIONS {
         write_tx(sql, |s| {
+            exclusive(s)?;
             if current(s)? >= *version {
                 return Ok(());
             }

@@ -1,9 +1,11 @@
 //! The SQL executor abstraction: the one seam between the store and a database.
 //!
 //! The same statements run on Spin's `fermyon:spin/sqlite` inside components, on
-//! rusqlite natively in tests, and on PostgreSQL (`spin:postgres`) for scale-out.
-//! Statements use `?` placeholders; [`Dialect::placeholders`] rewrites them to `$n`
-//! for PostgreSQL, so the store writes each statement once.
+//! rusqlite natively in tests, and on PostgreSQL (`spin:postgres`, or the `postgres`
+//! crate natively) for scale-out. Statements use `?` placeholders;
+//! [`Dialect::statement`] rewrites them to typed `$n` for PostgreSQL, so the store
+//! writes each statement once. The few differences that are not placeholders —
+//! row locks, advisory locks, `BEGIN IMMEDIATE` — are [`Dialect`] methods too.
 
 use std::fmt;
 
@@ -102,7 +104,8 @@ pub enum SqlError {
 }
 
 impl SqlError {
-    /// Classifies a driver's error text (SQLite and PostgreSQL wording).
+    /// Classifies a driver's error text (SQLite and PostgreSQL wording), for drivers
+    /// that give no error code.
     pub fn classify(text: String) -> Self {
         let lower = text.to_ascii_lowercase();
         if lower.contains("database is locked")
@@ -118,6 +121,25 @@ impl SqlError {
             SqlError::Other(text)
         }
     }
+
+    /// Classifies a PostgreSQL error by its SQLSTATE `code` (the `text` is kept):
+    /// serialization failures and deadlocks (`40001`, `40P01`), lock timeouts
+    /// (`55P03`), connection failures (`08…`), resource shortages (`53…`, e.g. too
+    /// many connections) and server shutdowns (`57P01`–`57P03`) are transient;
+    /// integrity violations (`23…`) are constraints; anything else is not retryable.
+    pub fn from_sqlstate(code: &str, text: String) -> Self {
+        match code {
+            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" => SqlError::Transient(text),
+            c if c.starts_with("08") || c.starts_with("53") => SqlError::Transient(text),
+            c if c.starts_with("23") => SqlError::Constraint(text),
+            _ => SqlError::Other(text),
+        }
+    }
+
+    /// Whether the failed transaction may simply be run again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SqlError::Transient(_))
+    }
 }
 
 /// The SQL dialects courier speaks.
@@ -130,6 +152,8 @@ pub enum Dialect {
 impl Dialect {
     /// The statement that starts a write transaction: SQLite must take the write lock
     /// up front (`IMMEDIATE`), or two readers upgrading at once deadlock into BUSY.
+    /// PostgreSQL runs it at READ COMMITTED; the store takes row locks where it
+    /// reads and then writes (see [`Dialect::for_update`]).
     pub fn begin_write(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -137,12 +161,46 @@ impl Dialect {
         }
     }
 
-    /// Rewrites `?` placeholders for the dialect (`$1, $2, …` on PostgreSQL).
-    pub fn placeholders(self, sql: &str) -> String {
+    /// The locking clause of a `SELECT` whose rows the transaction will change:
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, where the write transaction
+    /// already holds the database's one write lock.
+    pub fn for_update(self) -> &'static str {
         match self {
-            Dialect::Sqlite => sql.to_string(),
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Like [`Dialect::for_update`] on `table`, skipping rows another transaction
+    /// holds (queue claiming: a job being worked on is not a candidate).
+    pub fn for_update_skip_locked(self, table: &str) -> String {
+        match self {
+            Dialect::Sqlite => String::new(),
+            Dialect::Postgres => format!(" FOR UPDATE OF {table} SKIP LOCKED"),
+        }
+    }
+
+    /// A statement that serializes the transactions that run it, held until commit
+    /// (`None` on SQLite, where write transactions are serialized anyway). `key`
+    /// names the critical section (see [`TxLock`]).
+    pub fn tx_lock(self, key: TxLock) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!("SELECT pg_advisory_xact_lock({})", key as i64)),
+        }
+    }
+
+    /// The statement as the driver must see it: on PostgreSQL every `?` becomes
+    /// `$n`, cast to the type of its value (`$1::int8`, `$2::text`, …) so that the
+    /// server never has to guess a parameter's type (it would guess `text` for a
+    /// parameter in a `SELECT` list, or `int4` where a driver sends 64-bit integers).
+    /// A `NULL` parameter stays uncast: its type comes from where it is used.
+    /// `?` inside string literals is left alone.
+    pub fn statement<'a>(self, sql: &'a str, params: &[SqlValue]) -> std::borrow::Cow<'a, str> {
+        match self {
+            Dialect::Sqlite => sql.into(),
             Dialect::Postgres => {
-                let mut out = String::with_capacity(sql.len() + 8);
+                let mut out = String::with_capacity(sql.len() + 8 * params.len());
                 let mut n = 0;
                 let mut in_string = false;
                 for c in sql.chars() {
@@ -155,14 +213,32 @@ impl Dialect {
                             n += 1;
                             out.push('$');
                             out.push_str(&n.to_string());
+                            out.push_str(match params.get(n - 1) {
+                                Some(SqlValue::Int(_)) => "::int8",
+                                Some(SqlValue::Real(_)) => "::float8",
+                                Some(SqlValue::Text(_)) => "::text",
+                                Some(SqlValue::Blob(_)) => "::bytea",
+                                Some(SqlValue::Null) | None => "",
+                            });
                         }
                         _ => out.push(c),
                     }
                 }
-                out
+                out.into()
             }
         }
     }
+}
+
+/// Critical sections serialized across every connection of a PostgreSQL database
+/// (transaction-scoped advisory locks; the numbers are arbitrary but fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum TxLock {
+    /// Applying schema migrations.
+    Migrate = 0x636f_7572_0001,
+    /// Claiming jobs: the per-key lease cap counts leases other claimers took.
+    ClaimJobs = 0x636f_7572_0002,
 }
 
 impl fmt::Display for Dialect {
@@ -201,11 +277,76 @@ pub trait Sql {
     }
 }
 
+impl<T: Sql + ?Sized> Sql for &T {
+    fn dialect(&self) -> Dialect {
+        (**self).dialect()
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+        (**self).query(sql, params)
+    }
+
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), SqlError> {
+        (**self).execute(sql, params)
+    }
+}
+
+impl<T: Sql + ?Sized> Sql for Box<T> {
+    fn dialect(&self) -> Dialect {
+        (**self).dialect()
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+        (**self).query(sql, params)
+    }
+
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), SqlError> {
+        (**self).execute(sql, params)
+    }
+}
+
+/// An error a transaction can fail with: it may say the transaction is worth
+/// running again.
+pub trait TxError: From<SqlError> {
+    fn is_transient(&self) -> bool;
+}
+
+impl TxError for SqlError {
+    fn is_transient(&self) -> bool {
+        SqlError::is_transient(self)
+    }
+}
+
+/// Attempts of a PostgreSQL write transaction that fails transiently (a deadlock
+/// or serialization failure aborts one of the transactions involved; running it
+/// again is the documented remedy).
+pub const TX_ATTEMPTS: usize = 3;
+
 /// Runs `work` in a write transaction: committed if it returns `Ok`, rolled back
-/// otherwise (a failed request changes nothing).
-pub fn write_tx<S: Sql + ?Sized, T, E: From<SqlError>>(
+/// otherwise (a failed request changes nothing). On PostgreSQL a transaction that
+/// failed transiently is run again, up to [`TX_ATTEMPTS`] times in all, so `work`
+/// must not keep anything from an attempt that was rolled back. SQLite's busy
+/// timeout has waited already: its transient errors are returned at once.
+pub fn write_tx<S: Sql + ?Sized, T, E: TxError>(
     sql: &S,
-    work: impl FnOnce(&S) -> Result<T, E>,
+    mut work: impl FnMut(&S) -> Result<T, E>,
+) -> Result<T, E> {
+    let attempts = match sql.dialect() {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => TX_ATTEMPTS,
+    };
+    let mut attempt = 1;
+    loop {
+        match try_tx(sql, &mut work) {
+            Err(e) if e.is_transient() && attempt < attempts => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+fn try_tx<S: Sql + ?Sized, T, E: TxError>(
+    sql: &S,
+    work: &mut impl FnMut(&S) -> Result<T, E>,
 ) -> Result<T, E> {
     sql.execute(sql.dialect().begin_write(), &[])?;
     match work(sql) {
@@ -240,13 +381,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn postgres_placeholders_are_numbered_outside_string_literals() {
-        let sql = "SELECT '?' , a FROM t WHERE b = ? AND c IN (?, ?)";
+    fn postgres_placeholders_are_numbered_and_typed_outside_string_literals() {
+        let sql = "SELECT '?' , a FROM t WHERE b = ? AND c IN (?, ?) AND d = ? AND e = ?";
+        let params = [
+            SqlValue::Int(1),
+            SqlValue::Text("x".into()),
+            SqlValue::Null,
+            SqlValue::Real(0.5),
+            SqlValue::Blob(vec![1]),
+        ];
         assert_eq!(
-            Dialect::Postgres.placeholders(sql),
-            "SELECT '?' , a FROM t WHERE b = $1 AND c IN ($2, $3)"
+            Dialect::Postgres.statement(sql, &params),
+            "SELECT '?' , a FROM t WHERE b = $1::int8 AND c IN ($2::text, $3) AND d = $4::float8 AND e = $5::bytea"
         );
-        assert_eq!(Dialect::Sqlite.placeholders(sql), sql);
+        assert_eq!(Dialect::Sqlite.statement(sql, &params), sql);
+    }
+
+    #[test]
+    fn postgres_error_codes_decide_what_is_retryable() {
+        let class = |code| SqlError::from_sqlstate(code, format!("code {code}"));
+        for transient in ["40001", "40P01", "08006", "53300", "57P01", "55P03"] {
+            assert!(class(transient).is_transient(), "{transient}");
+        }
+        assert!(matches!(class("23505"), SqlError::Constraint(_)));
+        assert!(matches!(class("23503"), SqlError::Constraint(_)));
+        assert!(matches!(class("42601"), SqlError::Other(_)));
+        assert!(matches!(
+            SqlError::classify(
+                "duplicate key value violates unique constraint \"messages_sender_client_msg_id_key\"".into()
+            ),
+            SqlError::Constraint(_)
+        ));
+        assert!(SqlError::classify("deadlock detected".into()).is_transient());
+    }
+
+    #[test]
+    fn postgres_transactions_are_retried_after_a_transient_failure() {
+        struct Pg(std::cell::RefCell<Vec<String>>);
+        impl Sql for Pg {
+            fn dialect(&self) -> Dialect {
+                Dialect::Postgres
+            }
+            fn query(&self, sql: &str, _: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+                self.0.borrow_mut().push(sql.to_string());
+                Ok(Vec::new())
+            }
+        }
+        let pg = Pg(Default::default());
+        let mut runs = 0;
+        let result: Result<i32, SqlError> = write_tx(&pg, |_| {
+            runs += 1;
+            if runs < 3 {
+                Err(SqlError::Transient("deadlock detected".into()))
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!((result, runs), (Ok(7), 3));
+        assert_eq!(
+            pg.0.borrow().join(";"),
+            "BEGIN;ROLLBACK;BEGIN;ROLLBACK;BEGIN;COMMIT"
+        );
+        let mut runs = 0;
+        let result: Result<(), SqlError> = write_tx(&pg, |_| {
+            runs += 1;
+            Err(SqlError::Transient("deadlock detected".into()))
+        });
+        assert!(result.is_err());
+        assert_eq!(runs, TX_ATTEMPTS, "bounded");
     }
 
     #[test]

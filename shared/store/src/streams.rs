@@ -1,8 +1,15 @@
 //! Appending to per-user streams, set-based: one `UPDATE` allocates the next seq of
 //! every user in a set and one `INSERT … SELECT` writes their entries, however many
 //! users there are — no per-recipient round trips. Must run inside a write transaction.
+//!
+//! Concurrency: on SQLite a write transaction holds the database's one write lock.
+//! On PostgreSQL (READ COMMITTED) `UPDATE … head_seq = head_seq + 1` locks each row
+//! and increments the latest committed value, and the transaction's own reads see
+//! its increments, so seqs stay dense with concurrent writers. To keep writers from
+//! deadlocking on rows locked in different orders, every transaction that appends
+//! first takes all the user rows it will touch with [`lock`], in uid order.
 
-use crate::sql::{Sql, SqlError, SqlValue, params_list};
+use crate::sql::{Dialect, Sql, SqlError, SqlValue, params_list};
 
 /// A set of users, as SQL: a literal list or a group's members.
 #[derive(Debug, Clone)]
@@ -31,6 +38,34 @@ impl UserSet<'_> {
     pub(crate) fn is_empty(&self) -> bool {
         matches!(self, UserSet::List(uids) if uids.is_empty())
     }
+}
+
+/// Locks the `users` rows of every set, in uid order, until the transaction ends
+/// (PostgreSQL; a no-op on SQLite, whose write transaction already excludes every
+/// other writer). Call it before the first write of a transaction that appends,
+/// with every user the transaction will append to or read the head of.
+pub fn lock<S: Sql + ?Sized>(sql: &S, sets: &[&UserSet<'_>]) -> Result<(), SqlError> {
+    if sql.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let mut clauses = Vec::new();
+    let mut params = Vec::new();
+    for set in sets.iter().filter(|s| !s.is_empty()) {
+        let (set_sql, set_params) = set.sql();
+        clauses.push(format!("uid IN ({set_sql})"));
+        params.extend(set_params);
+    }
+    if clauses.is_empty() {
+        return Ok(());
+    }
+    sql.execute(
+        &format!(
+            "SELECT uid FROM users WHERE {} ORDER BY uid{}",
+            clauses.join(" OR "),
+            sql.dialect().for_update()
+        ),
+        &params,
+    )
 }
 
 /// The fields of the entries to append (the same for every user in the set).

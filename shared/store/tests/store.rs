@@ -1,5 +1,6 @@
-//! Store tests on real SQLite (rusqlite): in-memory for the rules, a file shared by
-//! threads for concurrency.
+//! Store tests on real databases: each test runs on SQLite, and on PostgreSQL too
+//! when `COURIER_TEST_DATABASE_URL` is set (a fresh schema per test); concurrency
+//! tests open one connection per thread.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -7,9 +8,9 @@ use std::collections::BTreeSet;
 
 use courier_store::directory::{self, ControlPolicy, RelationFacts};
 use courier_store::messages::{self, NewMessage, Recipients, SendOutcome};
-use courier_store::native::NativeSqlite;
 use courier_store::sql::Sql;
-use courier_store::{StoreError, devices, reads, schema};
+use courier_store::testdb::TestDb;
+use courier_store::{StoreError, devices, reads};
 
 const POLICY: ControlPolicy = ControlPolicy { max_members: 2000 };
 
@@ -17,10 +18,12 @@ fn unlimited(_: Option<(f64, i64)>) -> Result<(f64, i64), u64> {
     Ok((1.0, 0))
 }
 
-fn db() -> NativeSqlite {
-    let db = NativeSqlite::memory().unwrap();
-    schema::migrate(&db).unwrap();
-    db
+/// Runs `test` on a fresh, migrated database of every backend.
+fn each(test: impl Fn(&dyn Sql)) {
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        test(&*t.migrated().unwrap());
+    }
 }
 
 fn users(db: &impl Sql, uids: &[&str], org: &str) {
@@ -61,7 +64,10 @@ fn seqs(db: &impl Sql, uid: &str) -> Vec<i64> {
 
 #[test]
 fn direct_message_lands_in_both_streams_with_dense_seqs() {
-    let db = db();
+    each(direct_message_lands_in_both_streams_with_dense_seqs_on);
+}
+
+fn direct_message_lands_in_both_streams_with_dense_seqs_on(db: &dyn Sql) {
     users(&db, &["u1", "u2"], "acme");
     let first = messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap();
     let SendOutcome::Created(sent) = first else {
@@ -82,7 +88,10 @@ fn direct_message_lands_in_both_streams_with_dense_seqs() {
 
 #[test]
 fn duplicate_client_msg_id_returns_original_seq_and_writes_nothing() {
-    let db = db();
+    each(duplicate_client_msg_id_returns_original_seq_and_writes_nothing_on);
+}
+
+fn duplicate_client_msg_id_returns_original_seq_and_writes_nothing_on(db: &dyn Sql) {
     users(&db, &["u1", "u2"], "acme");
     let SendOutcome::Created(first) =
         messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap()
@@ -111,7 +120,10 @@ fn duplicate_client_msg_id_returns_original_seq_and_writes_nothing() {
 
 #[test]
 fn rate_limited_send_changes_nothing_but_retries_are_free() {
-    let db = db();
+    each(rate_limited_send_changes_nothing_but_retries_are_free_on);
+}
+
+fn rate_limited_send_changes_nothing_but_retries_are_free_on(db: &dyn Sql) {
     users(&db, &["u1", "u2"], "acme");
     messages::send(&db, &dm("m1", "u1", "u2", "c1", "dm:u1:u2"), &unlimited).unwrap();
     let limited = |_: Option<(f64, i64)>| Err(3);
@@ -132,7 +144,10 @@ fn rate_limited_send_changes_nothing_but_retries_are_free() {
 
 #[test]
 fn group_message_reaches_every_member_and_control_entries_announce_changes() {
-    let db = db();
+    each(group_message_reaches_every_member_and_control_entries_announce_changes_on);
+}
+
+fn group_message_reaches_every_member_and_control_entries_announce_changes_on(db: &dyn Sql) {
     users(&db, &["a", "b", "c", "d"], "acme");
     let info = directory::put_group(
         &db,
@@ -173,7 +188,10 @@ fn group_message_reaches_every_member_and_control_entries_announce_changes() {
 
 #[test]
 fn groups_over_the_control_limit_get_no_control_entries() {
-    let db = db();
+    each(groups_over_the_control_limit_get_no_control_entries_on);
+}
+
+fn groups_over_the_control_limit_get_no_control_entries_on(db: &dyn Sql) {
     users(&db, &["a", "b", "c"], "acme");
     let small = ControlPolicy { max_members: 2 };
     directory::put_group(&db, "g", "G", "a", &["b".into(), "c".into()], small, 1).unwrap();
@@ -182,7 +200,10 @@ fn groups_over_the_control_limit_get_no_control_entries() {
 
 #[test]
 fn group_with_an_unknown_member_is_not_found_and_not_written() {
-    let db = db();
+    each(group_with_an_unknown_member_is_not_found_and_not_written_on);
+}
+
+fn group_with_an_unknown_member_is_not_found_and_not_written_on(db: &dyn Sql) {
     users(&db, &["a"], "acme");
     let err = directory::put_group(&db, "g", "G", "a", &["ghost".into()], POLICY, 1).unwrap_err();
     assert_eq!(err, StoreError::NotFound("user ghost".into()));
@@ -195,7 +216,10 @@ fn group_with_an_unknown_member_is_not_found_and_not_written() {
 
 #[test]
 fn relation_facts_cover_org_friend_and_shared_group() {
-    let db = db();
+    each(relation_facts_cover_org_friend_and_shared_group_on);
+}
+
+fn relation_facts_cover_org_friend_and_shared_group_on(db: &dyn Sql) {
     users(&db, &["a", "b"], "acme");
     users(&db, &["x", "y"], "other");
     let facts = |a, b| directory::relation_facts(&db, a, b).unwrap();
@@ -218,7 +242,10 @@ fn relation_facts_cover_org_friend_and_shared_group() {
 
 #[test]
 fn ack_is_monotonic_and_bounded_by_head() {
-    let db = db();
+    each(ack_is_monotonic_and_bounded_by_head_on);
+}
+
+fn ack_is_monotonic_and_bounded_by_head_on(db: &dyn Sql) {
     users(&db, &["u1", "u2"], "acme");
     for (i, cmid) in ["a", "b", "c"].iter().enumerate() {
         messages::send(
@@ -247,7 +274,10 @@ fn ack_is_monotonic_and_bounded_by_head() {
 
 #[test]
 fn conversations_count_unread_from_others_newest_first() {
-    let db = db();
+    each(conversations_count_unread_from_others_newest_first_on);
+}
+
+fn conversations_count_unread_from_others_newest_first_on(db: &dyn Sql) {
     users(&db, &["a", "b", "c"], "acme");
     messages::send(&db, &dm("m1", "b", "a", "1", "dm:a:b"), &unlimited).unwrap();
     messages::send(&db, &dm("m2", "b", "a", "2", "dm:a:b"), &unlimited).unwrap();
@@ -262,7 +292,10 @@ fn conversations_count_unread_from_others_newest_first() {
 
 #[test]
 fn history_pages_newest_first() {
-    let db = db();
+    each(history_pages_newest_first_on);
+}
+
+fn history_pages_newest_first_on(db: &dyn Sql) {
     users(&db, &["a", "b"], "acme");
     for i in 0..5 {
         messages::send(
@@ -282,11 +315,9 @@ fn history_pages_newest_first() {
 
 #[test]
 fn seqs_stay_dense_under_concurrent_writers() {
-    let dir = tempfile_dir();
-    let path = dir.join("store.db");
-    {
-        let db = NativeSqlite::open(&path).unwrap();
-        schema::migrate(&db).unwrap();
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        let db = t.migrated().unwrap();
         users(&db, &["a", "b", "c"], "acme");
         directory::put_group(
             &db,
@@ -298,55 +329,155 @@ fn seqs_stay_dense_under_concurrent_writers() {
             0,
         )
         .unwrap();
-    }
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let db = NativeSqlite::open(&path).unwrap();
-                for i in 0..50 {
-                    let (msg_id, cmid) = (format!("m{t}-{i}"), format!("c{t}-{i}"));
-                    let msg = if i % 2 == 0 {
-                        dm(&msg_id, "a", "b", &cmid, "dm:a:b")
-                    } else {
-                        NewMessage {
-                            to: Recipients::Group { gid: "g" },
-                            ..dm(&msg_id, "c", "", &cmid, "g:g")
-                        }
-                    };
-                    messages::send(&db, &msg, &unlimited).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let db = NativeSqlite::open(&path).unwrap();
-    for (uid, expected) in [("a", 200), ("b", 200), ("c", 100)] {
-        let s = seqs(&db, uid);
+        std::thread::scope(|scope| {
+            for t_id in 0..4 {
+                let t = &t;
+                scope.spawn(move || {
+                    let db = t.connect().unwrap();
+                    for i in 0..50 {
+                        let (msg_id, cmid) = (format!("m{t_id}-{i}"), format!("c{t_id}-{i}"));
+                        // Both directions and the group, so writers lock overlapping
+                        // user sets from either end.
+                        let msg = match (t_id + i) % 3 {
+                            0 => dm(&msg_id, "a", "b", &cmid, "dm:a:b"),
+                            1 => dm(&msg_id, "b", "a", &cmid, "dm:a:b"),
+                            _ => NewMessage {
+                                to: Recipients::Group { gid: "g" },
+                                ..dm(&msg_id, "c", "", &cmid, "g:g")
+                            },
+                        };
+                        messages::send(&db, &msg, &unlimited).unwrap();
+                    }
+                });
+            }
+        });
+        let count = |uid: &str| {
+            db.query_i64("SELECT count(*) FROM entries WHERE uid = ?", &[uid.into()])
+                .unwrap()
+                .unwrap()
+        };
+        let group_sends = (0..4)
+            .flat_map(|t| (0..50).map(move |i| (t + i) % 3))
+            .filter(|k| *k == 2)
+            .count() as i64;
+        for (uid, expected) in [("a", 200), ("b", 200), ("c", group_sends)] {
+            assert_eq!(count(uid), expected, "{uid}");
+            let s = seqs(&db, uid);
+            assert_eq!(
+                s,
+                (1..=expected).collect::<Vec<_>>(),
+                "{uid}: dense, no gaps, no duplicates"
+            );
+            let ids: BTreeSet<_> = reads::sync_page(&db, uid, 0, 1000)
+                .unwrap()
+                .entries
+                .into_iter()
+                .map(|e| e.msg_id)
+                .collect();
+            assert_eq!(ids.len() as i64, expected);
+        }
         assert_eq!(
-            s,
-            (1..=expected).collect::<Vec<_>>(),
-            "{uid}: dense, no gaps, no duplicates"
+            db.query_i64("SELECT count(*) FROM messages", &[]).unwrap(),
+            Some(200)
         );
-        let ids: BTreeSet<_> = reads::sync_page(&db, uid, 0, 1000)
-            .unwrap()
-            .entries
-            .into_iter()
-            .map(|e| e.msg_id)
-            .collect();
-        assert_eq!(ids.len() as i64, expected);
     }
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "courier-store-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[test]
+fn concurrent_duplicate_sends_store_one_message_and_answer_the_same() {
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        let db = t.migrated().unwrap();
+        users(&db, &["a", "b"], "acme");
+        let outcomes: Vec<SendOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let t = &t;
+                    scope.spawn(move || {
+                        let db = t.connect().unwrap();
+                        let msg_id = format!("m{i}");
+                        messages::send(&db, &dm(&msg_id, "a", "b", "same", "dm:a:b"), &unlimited)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let created: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                SendOutcome::Created(s) => Some(s.clone()),
+                SendOutcome::Duplicate(_) => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 1, "{outcomes:?}");
+        for o in &outcomes {
+            let (SendOutcome::Created(s) | SendOutcome::Duplicate(s)) = o;
+            assert_eq!(s, &created[0]);
+        }
+        assert_eq!(seqs(&db, "a"), [1]);
+        assert_eq!(seqs(&db, "b"), [1]);
+    }
+}
+
+#[test]
+fn concurrent_claims_never_hand_one_job_to_two_workers_nor_exceed_the_key_cap() {
+    use courier_store::jobs::{self, Lane, NewJob};
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        let db = t.migrated().unwrap();
+        for i in 0..60 {
+            let (id, key) = (format!("j{i:02}"), format!("k{}", i % 4));
+            let job = NewJob {
+                id: &id,
+                lane: Lane::High,
+                kind: "test",
+                key: (i % 2 == 0).then_some(key.as_str()),
+                org: None,
+                payload: "{}",
+                run_at: 0,
+            };
+            jobs::enqueue(&db, &job, 0).unwrap();
+        }
+        let claimed: Vec<jobs::Claimed> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..6)
+                .map(|w| {
+                    let t = &t;
+                    scope.spawn(move || {
+                        let db = t.connect().unwrap();
+                        let mut mine = Vec::new();
+                        for _ in 0..20 {
+                            let lease = format!("w{w}");
+                            mine.extend(
+                                jobs::claim(&db, Lane::High, 3, 2, &lease, 30_000, 10).unwrap(),
+                            );
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let ids: BTreeSet<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.len(), claimed.len(), "a job claimed twice");
+        for key in ["k0", "k2"] {
+            let holders = claimed
+                .iter()
+                .filter(|c| c.key.as_deref() == Some(key))
+                .count();
+            assert_eq!(holders, 2, "{key}: the cap of 2 leases at once");
+        }
+        assert_eq!(
+            claimed.len(),
+            30 + 2 * 2,
+            "every keyless job, capped keyed ones"
+        );
+        let leased = db
+            .query_i64("SELECT count(*) FROM jobs WHERE lease IS NOT NULL", &[])
+            .unwrap();
+        assert_eq!(leased, Some(claimed.len() as i64));
+    }
 }

@@ -6,11 +6,13 @@
 //! - `sqlite.rs`: `fermyon:spin/sqlite@2.0.0` over the pooled SQLite files.
 //! - `key_value.rs`: `fermyon:spin/key-value@2.0.0` over one SQLite file.
 //! - `variables.rs`: `fermyon:spin/variables@2.0.0`.
+//! - `postgres.rs`: `spin:postgres/postgres@4.0.0` over pooled `tokio-postgres` sessions.
 //! - `outbound.rs`: `wasi:http/outgoing-handler` hooks: the allow-list and in-process
 //!   routing of `http://<component>.spin.internal`.
 
 mod key_value;
 mod outbound;
+mod postgres;
 mod sqlite;
 mod variables;
 
@@ -27,6 +29,7 @@ use crate::server::App;
 
 pub use key_value::{KvConnection, KvStore};
 pub use outbound::OutboundHooks;
+pub use postgres::PgConnection;
 pub use sqlite::SqliteConnection;
 
 wasmtime::component::bindgen!({
@@ -36,6 +39,7 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/sqlite.connection": SqliteConnection,
         "fermyon:spin/key-value.store": KvConnection,
+        "spin:postgres/postgres.connection": PgConnection,
     },
 });
 
@@ -108,5 +112,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     fermyon::spin::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     fermyon::spin::key_value::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    spin::postgres::postgres::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

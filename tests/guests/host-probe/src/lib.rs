@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`probe`]: dispatches on the path below `/probe`.
 //! - `sqlite_probe`, `kv_probe`, `variables_probe`, `outbound_probe`: one interface each.
+//! - [`postgres_probe`]: `spin:postgres@4.0.0` (the database `database_url` names).
 //!
 //! Observations are plain strings (`"ok"`, `"access-denied"`, a value read back…);
 //! the tests, not this guest, decide what is right.
@@ -14,6 +15,8 @@
     reason = "#[http_component] expands to the export shims of the component ABI"
 )]
 
+mod postgres_probe;
+
 use serde_json::{Map, Value as Json, json};
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -21,7 +24,7 @@ use spin_sdk::key_value::{self, Store};
 use spin_sdk::sqlite::{self, Connection, Value};
 use spin_sdk::variables;
 
-/// # `GET /probe/{sqlite|kv|variables|outbound|sleep}`
+/// # `GET /probe/{sqlite|postgres|kv|variables|outbound|sleep}`
 /// Runs one interface's probe and answers 200 with the observations.
 #[http_component]
 async fn probe(req: Request) -> anyhow::Result<impl IntoResponse> {
@@ -29,6 +32,7 @@ async fn probe(req: Request) -> anyhow::Result<impl IntoResponse> {
     let query = req.query().to_string();
     let observed = match path.trim_end_matches('/') {
         "/probe/sqlite" => sqlite_probe(),
+        "/probe/postgres" => postgres_probe::postgres_probe(&query),
         "/probe/kv" => kv_probe(),
         "/probe/variables" => variables_probe(),
         "/probe/outbound" => outbound_probe(&query).await,
