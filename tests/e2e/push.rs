@@ -17,6 +17,7 @@ mod registration;
 
 use std::time::{Duration, Instant};
 
+use courier_store::{Sql, SqlValue};
 use serde_json::{Value, json};
 
 use crate::client::{Api, Expect, INTERNAL_SECRET, user_token};
@@ -89,69 +90,65 @@ impl Push {
         );
     }
 
-    /// The gateway's database, read-only beside it.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            self.api.gw.data.path().join("sqlite_db.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open the gateway's database")
+    /// The gateway's store (SQLite or PostgreSQL), read with portable SQL.
+    pub fn db(&self) -> Box<dyn Sql> {
+        self.api.gw.db()
     }
 
     /// `(device, vendor)` of `uid`'s push registrations.
     pub fn devices(&self, uid: &str) -> Vec<(String, String)> {
-        let db = self.db();
-        let mut rows = db
-            .prepare("SELECT device, vendor FROM push_devices WHERE uid = ?1 ORDER BY device")
-            .unwrap();
-        rows.query_map([uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        self.db()
+            .query(
+                "SELECT device, vendor FROM push_devices WHERE uid = ? ORDER BY device",
+                &[uid.into()],
+            )
             .unwrap()
-            .map(Result::unwrap)
+            .into_iter()
+            .map(|r| (text(&r[0]), text(&r[1])))
             .collect()
     }
 
     /// The delivery records of `uid`, by device.
     pub fn deliveries(&self, uid: &str) -> Vec<Delivery> {
-        let db = self.db();
-        let mut rows = db
-            .prepare(
+        self.db()
+            .query(
                 "SELECT device, vendor, token, state, vendor_id, unread FROM push_deliveries
-                 WHERE uid = ?1 ORDER BY device, created_at",
+                 WHERE uid = ? ORDER BY device, created_at",
+                &[uid.into()],
             )
-            .unwrap();
-        rows.query_map([uid], |r| {
-            Ok(Delivery {
-                device: r.get(0)?,
-                vendor: r.get(1)?,
-                token: r.get(2)?,
-                state: r.get(3)?,
-                vendor_id: r.get(4)?,
-                unread: r.get(5)?,
+            .unwrap()
+            .into_iter()
+            .map(|r| Delivery {
+                device: text(&r[0]),
+                vendor: text(&r[1]),
+                token: text(&r[2]),
+                state: text(&r[3]),
+                vendor_id: r[4].as_str().map(str::to_string),
+                unread: r[5].as_i64().unwrap(),
             })
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+            .collect()
     }
 
     /// Push jobs in the queue, in any state.
     pub fn push_jobs(&self) -> i64 {
         self.db()
-            .query_row("SELECT count(*) FROM jobs WHERE lane = 3", [], |r| r.get(0))
+            .query_i64("SELECT count(*) FROM jobs WHERE lane = 3", &[])
             .unwrap()
+            .unwrap_or(0)
     }
 
     /// The `msg_id` of the newest message entry in `uid`'s stream (read from the
     /// database: a sync would mark the user online).
     pub fn newest_message(&self, uid: &str) -> String {
-        self.db()
-            .query_row(
-                "SELECT msg_id FROM entries WHERE uid = ?1 AND kind = 'message'
+        let rows = self
+            .db()
+            .query(
+                "SELECT msg_id FROM entries WHERE uid = ? AND kind = 'message'
                  ORDER BY seq DESC LIMIT 1",
-                [uid],
-                |r| r.get(0),
+                &[uid.into()],
             )
-            .unwrap()
+            .unwrap();
+        text(&rows[0][0])
     }
 
     /// `POST /internal/drain` with the internal secret (the worker, then push-notify).
@@ -185,4 +182,9 @@ impl Push {
     pub fn settle(&self, what: &str, mut done: impl FnMut() -> bool) {
         self.wait_until(what, || done() && self.push_jobs() == 0);
     }
+}
+
+/// A text column's value.
+pub fn text(v: &SqlValue) -> String {
+    v.as_str().unwrap_or_default().to_string()
 }

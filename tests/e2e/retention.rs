@@ -24,15 +24,17 @@ fn history_older_than_retention_days_is_purged_and_sync_reports_the_trim() {
     }
     // Two days pass for those three (entries and bodies alike).
     {
-        let db = rusqlite::Connection::open(api.gw.data.path().join("sqlite_db.db")).unwrap();
-        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let db = api.gw.db();
         db.execute(
-            "UPDATE entries SET created_at = created_at - ?1",
-            [2 * DAY_MS],
+            "UPDATE entries SET created_at = created_at - ?",
+            &[(2 * DAY_MS).into()],
         )
         .unwrap();
-        db.execute("UPDATE messages SET sent_at = sent_at - ?1", [2 * DAY_MS])
-            .unwrap();
+        db.execute(
+            "UPDATE messages SET sent_at = sent_at - ?",
+            &[(2 * DAY_MS).into()],
+        )
+        .unwrap();
     }
     api.send_as("ann", &text_to_user("new", "bob", "new"))
         .expect_json(201);

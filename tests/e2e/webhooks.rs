@@ -254,17 +254,12 @@ fn hook(api: &Api, id: &str, org: &str, url: &str, events: Value) -> Value {
 
 /// Webhook jobs in the gateway's database, by state.
 fn webhook_jobs(api: &Api) -> Vec<String> {
-    let db = rusqlite::Connection::open_with_flags(
-        api.gw.data.path().join("sqlite_db.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut q = db
-        .prepare("SELECT state FROM jobs WHERE kind = 'webhook'")
-        .unwrap();
-    q.query_map([], |r| r.get(0))
+    api.gw
+        .db()
+        .query("SELECT state FROM jobs WHERE kind = 'webhook'", &[])
         .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
+        .map(|r| r[0].as_str().unwrap_or_default().to_string())
         .collect()
 }
 

@@ -21,18 +21,39 @@ pub fn take_token<S: Sql + ?Sized>(
     key: &str,
     decide: RateDecision<'_>,
 ) -> Result<(), StoreError> {
-    let bucket = sql
-        .query_row(
-            "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?",
-            &[key.into()],
-        )?
-        .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0)));
-    let (tokens, updated) =
-        decide(bucket).map_err(|retry_after_secs| StoreError::RateLimited { retry_after_secs })?;
+    // Read-modify-write of a row other senders share (an org's bucket): on
+    // PostgreSQL the row is locked for the transaction, so concurrent sends of one
+    // org cannot both spend the same token (SQLite serializes writers anyway).
+    let read = |sql: &S| -> Result<Option<(f64, i64)>, StoreError> {
+        Ok(sql
+            .query_row(
+                &format!(
+                    "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?{}",
+                    sql.dialect().for_update()
+                ),
+                &[key.into()],
+            )?
+            .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0))))
+    };
+    let limited = |retry_after_secs| StoreError::RateLimited { retry_after_secs };
+    let mut bucket = read(sql)?;
+    if bucket.is_none() {
+        let (tokens, updated) = decide(None).map_err(limited)?;
+        let created = sql.query(
+            "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO NOTHING RETURNING key",
+            &[key.into(), SqlValue::Real(tokens), updated.into()],
+        )?;
+        if !created.is_empty() {
+            return Ok(());
+        }
+        // Another transaction created it meanwhile: spend from theirs.
+        bucket = read(sql)?;
+    }
+    let (tokens, updated) = decide(bucket).map_err(limited)?;
     sql.execute(
-        "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
-         ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
-        &[key.into(), SqlValue::Real(tokens), updated.into()],
+        "UPDATE rate_buckets SET tokens = ?, updated_ms = ? WHERE key = ?",
+        &[SqlValue::Real(tokens), updated.into(), key.into()],
     )?;
     Ok(())
 }

@@ -173,12 +173,11 @@ fn registration_needs_a_user_token_replaces_moves_and_deletes() {
         "phone",
         &token_registration("apns", &apns_token(0xab).to_uppercase()),
     );
-    let token: String = p
-        .db()
-        .query_row("SELECT token FROM push_devices WHERE uid = 'va'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let token = super::text(
+        &p.db()
+            .query("SELECT token FROM push_devices WHERE uid = 'va'", &[])
+            .unwrap()[0][0],
+    );
     assert_eq!(
         token,
         apns_token(0xab),
