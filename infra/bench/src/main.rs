@@ -16,11 +16,14 @@
 //! - [`native`]: the native baseline server.
 //! - [`gateway`]: building the component, starting the gateway, instantiation timing.
 //! - [`machine`]: machine facts and per-thread CPU accounting.
+//! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
+//!   gateways on one PostgreSQL.
 
 mod gateway;
 mod load;
 mod machine;
 mod native;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,6 +90,31 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// The send and sync-poll loops of `messaging` on one gateway on SQLite (baseline),
+    /// one on PostgreSQL, and two on one PostgreSQL database with the connections
+    /// split between them; each PostgreSQL setup on a fresh database.
+    Scale {
+        /// The PostgreSQL server, e.g. `postgres://postgres@127.0.0.1:5433/courier_test`
+        /// (as `tests/postgres/start.sh` prints); its database is only used to create
+        /// and drop the runs' databases.
+        #[arg(long, env = "COURIER_TEST_DATABASE_URL")]
+        database_url: String,
+        /// Users sending to each other.
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// Concurrent keep-alive connections of each closed loop (all gateways).
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Unmeasured seconds before each measured loop.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// Measured seconds of each closed loop.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// The queue: 10,000-member fan-out time (native store as baseline), 1:1 latency
     /// during fan-outs (idle as baseline), receipt entries merged vs one per read.
     Queue {
@@ -147,6 +175,28 @@ fn run(cli: Cli) -> Result<()> {
                 bench::messaging::run(fixture, &opts).await
             })
         }),
+        Command::Scale {
+            database_url,
+            users,
+            connections,
+            warmup,
+            duration,
+            no_build,
+        } => {
+            let workspace =
+                std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
+            scale::run(
+                &workspace,
+                &scale::Options {
+                    users,
+                    connections,
+                    warmup: Duration::from_secs(warmup),
+                    duration: Duration::from_secs(duration),
+                    database_url,
+                    build: !no_build,
+                },
+            )
+        }
         Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
             Box::pin(bench::queue::run(fixture))
         }),
