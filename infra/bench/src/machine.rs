@@ -110,6 +110,58 @@ pub fn machine_cpu() -> Result<Duration> {
     Ok(Duration::from_millis(ticks * TICK.as_millis() as u64))
 }
 
+/// CPU time used so far by the processes named `name` (e.g. `postgres`: the server
+/// and its backends), from `/proc/<pid>/stat`, with the time of their children that
+/// have exited and been reaped (a PostgreSQL backend that closes is counted in the
+/// postmaster's); the time of a process that exits unreaped is lost.
+pub fn processes_cpu(name: &str) -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (comm, own, children) = parse_stat_with_children(&stat)?;
+            (comm == name).then_some(own + children)
+        })
+        .sum()
+}
+
+/// `parse_stat`, and the CPU time of the reaped children (`cutime`, `cstime`).
+fn parse_stat_with_children(stat: &str) -> Option<(String, Duration, Duration)> {
+    let (name, own) = parse_stat(stat)?;
+    let close = stat.rfind(')')?;
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    // cutime is field 16, cstime field 17.
+    let cutime: u32 = rest.nth(13)?.parse().ok()?;
+    let cstime: u32 = rest.next()?.parse().ok()?;
+    Some((name, own, TICK * (cutime + cstime)))
+}
+
+/// The 1-, 5- and 15-minute load averages, as `/proc/loadavg` shows them.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// CPU time the hypervisor gave other guests while this machine wanted to run
+/// (`steal` in `/proc/stat`) so far: on a virtual machine, the disturbance no
+/// process of this machine shows.
+pub fn steal_cpu() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .and_then(|fields| fields.split_whitespace().nth(7))
+        .and_then(|t| t.parse().ok())
+        .context("unexpected /proc/stat")?;
+    Ok(Duration::from_millis(ticks * TICK.as_millis() as u64))
+}
+
 /// CPU time used between two [`cpu_by_thread`] samples by the threads named `name`.
 pub fn cpu_delta(
     before: &HashMap<String, Duration>,
@@ -130,6 +182,15 @@ mod tests {
         let (name, cpu) = parse_stat(stat).unwrap();
         assert_eq!(name, "bench load");
         assert_eq!(cpu, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn stat_line_gives_the_reaped_children_time() {
+        let stat = "42 (postgres) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 700 300 20 0 1 0";
+        let (name, own, children) = parse_stat_with_children(stat).unwrap();
+        assert_eq!(name, "postgres");
+        assert_eq!(own, Duration::from_secs(3));
+        assert_eq!(children, Duration::from_secs(10));
     }
 
     #[test]

@@ -16,11 +16,14 @@
 //! - [`native`]: the native baseline server.
 //! - [`gateway`]: building the component, starting the gateway, instantiation timing.
 //! - [`machine`]: machine facts and per-thread CPU accounting.
+//! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
+//!   gateways on one PostgreSQL.
 
 mod gateway;
 mod load;
 mod machine;
 mod native;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +85,31 @@ enum Command {
         connections: usize,
         /// Measured seconds of each closed loop.
         #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// The send and sync-poll loops of `messaging` on one gateway on SQLite (baseline),
+    /// one on PostgreSQL, and two on one PostgreSQL database with the connections
+    /// split between them; each PostgreSQL setup on a fresh database.
+    Scale {
+        /// The PostgreSQL server, e.g. `postgres://postgres@127.0.0.1:5433/courier_test`
+        /// (as `tests/postgres/start.sh` prints); its database is only used to create
+        /// and drop the runs' databases.
+        #[arg(long, env = "COURIER_TEST_DATABASE_URL")]
+        database_url: String,
+        /// Users sending to each other.
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// Concurrent keep-alive connections of each closed loop (all gateways).
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Unmeasured seconds before each measured loop.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// Measured seconds of each closed loop.
+        #[arg(long, default_value_t = 5)]
         duration: u64,
         /// Do not build the components first.
         #[arg(long)]
@@ -155,6 +183,28 @@ fn run(cli: Cli) -> Result<()> {
                 bench::messaging::run(fixture, &opts).await
             })
         }),
+        Command::Scale {
+            database_url,
+            users,
+            connections,
+            warmup,
+            duration,
+            no_build,
+        } => {
+            let workspace =
+                std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
+            scale::run(
+                &workspace,
+                &scale::Options {
+                    users,
+                    connections,
+                    warmup: Duration::from_secs(warmup),
+                    duration: Duration::from_secs(duration),
+                    database_url,
+                    build: !no_build,
+                },
+            )
+        }
         Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
             Box::pin(bench::queue::run(fixture))
         }),
@@ -162,24 +212,12 @@ fn run(cli: Cli) -> Result<()> {
             // The fake push service's port must be in the app's variables before the
             // gateway starts.
             let service = std::net::TcpListener::bind("127.0.0.1:0")?;
-            for (name, value) in bench::push::variables(service.local_addr()?) {
-                set_env(&name, &value);
-            }
-            scenario("push", no_build, move |fixture| {
+            let variables = bench::push::variables(service.local_addr()?);
+            scenario_with("push", no_build, variables, move |fixture| {
                 Box::pin(bench::push::run(fixture, service))
             })
         }
     }
-}
-
-/// Sets an environment variable while the process has one thread.
-#[allow(
-    unsafe_code,
-    reason = "set_var is unsafe with other threads; called before any runtime starts"
-)]
-fn set_env(name: &str, value: &str) {
-    // SAFETY: no other thread exists yet (the runtime is built after this).
-    unsafe { std::env::set_var(name, value) };
 }
 
 type RowsFuture<'a> =
@@ -192,10 +230,21 @@ fn scenario(
     no_build: bool,
     run: impl for<'a> FnOnce(&'a bench::Fixture) -> RowsFuture<'a>,
 ) -> Result<()> {
+    scenario_with(name, no_build, Default::default(), run)
+}
+
+/// [`scenario`] with application variables for the gateway (by name).
+fn scenario_with(
+    name: &str,
+    no_build: bool,
+    variables: std::collections::BTreeMap<String, String>,
+    run: impl for<'a> FnOnce(&'a bench::Fixture) -> RowsFuture<'a>,
+) -> Result<()> {
     let workspace = std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
     let runtime = runtime("bench")?;
     runtime.block_on(async {
-        let fixture = bench::Fixture::start(workspace.join("spin.toml"), !no_build).await?;
+        let fixture =
+            bench::Fixture::start_with(workspace.join("spin.toml"), !no_build, variables).await?;
         let rows = run(&fixture).await?;
         let facts = machine::Machine::read();
         let title = format!(

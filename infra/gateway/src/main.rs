@@ -120,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
                     max_instances,
                     ..Limits::default()
                 },
+                variables: Default::default(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -145,7 +146,7 @@ fn run(cli: Cli) -> Result<()> {
             data,
         } => {
             let manifest = courier_gateway::manifest::Manifest::load(&manifest)?;
-            let variables = resolve_variables(&manifest, &data, true)?;
+            let variables = resolve_variables(&manifest, &data, true, &Default::default())?;
             let secret = variables
                 .get("jwt_secret")
                 .ok_or_else(|| anyhow::anyhow!("the manifest has no `jwt_secret` variable"))?;

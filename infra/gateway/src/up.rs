@@ -1,6 +1,7 @@
 //! `courier up`: everything between the command line and a serving app. Every
 //! configuration error surfaces here, before the port is bound.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ pub struct UpOptions {
     pub build: bool,
     pub dev_secrets: bool,
     pub limits: Limits,
+    /// Application variable values by name, ahead of `SPIN_VARIABLE_<NAME>` (as
+    /// `spin up --variable name=value`); lets one process run gateways with
+    /// different stores or shared secrets.
+    pub variables: BTreeMap<String, String>,
 }
 
 impl Default for UpOptions {
@@ -34,18 +39,35 @@ impl Default for UpOptions {
             build: true,
             dev_secrets: true,
             limits: Limits::default(),
+            variables: BTreeMap::new(),
         }
     }
 }
 
 /// Resolves the application variables as `courier up` would, generating development
-/// secrets when allowed.
+/// secrets when allowed; `overrides` (by variable name) come before the environment.
 pub fn resolve_variables(
     manifest: &Manifest,
     data: &std::path::Path,
     dev_secrets: bool,
+    overrides: &BTreeMap<String, String>,
 ) -> Result<AppVariables> {
-    let env = |name: &str| std::env::var(name).ok();
+    if let Some(name) = overrides
+        .keys()
+        .find(|name| !manifest.variables.contains_key(*name))
+    {
+        anyhow::bail!("variable `{name}` is not declared in the manifest's [variables]");
+    }
+    let by_env_name: BTreeMap<String, &String> = overrides
+        .iter()
+        .map(|(name, value)| (crate::variables::env_name(name), value))
+        .collect();
+    let env = |name: &str| {
+        by_env_name
+            .get(name)
+            .map(|value| value.to_string())
+            .or_else(|| std::env::var(name).ok())
+    };
     if dev_secrets {
         let generated = crate::secrets::ensure(manifest, data, env)?;
         if !generated.is_empty() {
@@ -67,7 +89,7 @@ pub fn resolve_variables(
 /// Loads, builds and binds: the app is ready to serve on the returned listener.
 pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
     let manifest = Manifest::load(&opts.manifest)?;
-    let variables = resolve_variables(&manifest, &opts.data, opts.dev_secrets)?;
+    let variables = resolve_variables(&manifest, &opts.data, opts.dev_secrets, &opts.variables)?;
     if opts.build {
         let manifest = manifest.clone();
         tokio::task::spawn_blocking(move || crate::builder::build_all(&manifest)).await??;
@@ -86,4 +108,52 @@ pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
     );
     let listener = crate::listen::bind(&opts.listen).await?;
     Ok((app, listener))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "app"
+[variables]
+jwt_secret = { required = true, secret = true }
+internal_secret = { required = true, secret = true }
+database_url = { default = "" }
+[component.c]
+source = "c.wasm"
+"#,
+            PathBuf::from("/"),
+        )
+        .expect("manifest")
+    }
+
+    #[test]
+    fn overrides_come_first_and_are_not_generated() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let overrides = BTreeMap::from([
+            ("jwt_secret".to_string(), "given".to_string()),
+            ("database_url".to_string(), "postgres://h/db".to_string()),
+        ]);
+        let vars = resolve_variables(&manifest(), data.path(), true, &overrides).expect("ok");
+        assert_eq!(vars.get("jwt_secret"), Some("given"));
+        assert_eq!(vars.get("database_url"), Some("postgres://h/db"));
+        let generated = crate::secrets::read(data.path()).expect("secrets");
+        assert!(generated.contains_key("internal_secret"));
+        assert!(!generated.contains_key("jwt_secret"));
+    }
+
+    #[test]
+    fn an_override_of_an_undeclared_variable_is_refused() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let overrides = BTreeMap::from([("databse_url".to_string(), "x".to_string())]);
+        let err = resolve_variables(&manifest(), data.path(), true, &overrides)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("databse_url"), "{err}");
+    }
 }

@@ -101,6 +101,21 @@ where
     paced_loop(addr, n, duration, Duration::ZERO, task).await
 }
 
+/// [`closed_loop`] spread over several gateways: worker `w` connects to
+/// `addrs[w % addrs.len()]`.
+pub async fn closed_loop_on<F, Fut>(
+    addrs: &[SocketAddr],
+    n: usize,
+    duration: Duration,
+    task: F,
+) -> Result<(Latencies, u64, Duration)>
+where
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (Conn, bool)> + Send,
+{
+    spread_loop(addrs, n, duration, Duration::ZERO, task).await
+}
+
 /// [`closed_loop`] with a `pause` after each operation, outside the timing.
 pub async fn paced_loop<F, Fut>(
     addr: SocketAddr,
@@ -113,11 +128,27 @@ where
     F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (Conn, bool)> + Send,
 {
+    spread_loop(&[addr], n, duration, pause, task).await
+}
+
+async fn spread_loop<F, Fut>(
+    addrs: &[SocketAddr],
+    n: usize,
+    duration: Duration,
+    pause: Duration,
+    task: F,
+) -> Result<(Latencies, u64, Duration)>
+where
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (Conn, bool)> + Send,
+{
+    anyhow::ensure!(!addrs.is_empty(), "no gateway to load");
     let started = Instant::now();
     let deadline = started + duration;
     let mut handles = Vec::new();
     for worker in 0..n {
         let task = task.clone();
+        let addr = addrs[worker % addrs.len()];
         handles.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
             let (mut latencies, mut errors, mut i) = (Latencies::default(), 0u64, 0u64);

@@ -2,6 +2,7 @@
 //! latency through the gateway; the same sends through the native service (no WASM,
 //! no HTTP) as the baseline.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use courier_core::{DeviceId, UserId};
 use courier_store::native::NativeSqlite;
 use serde_json::{Value, json};
 
-use super::client::{Conn, Latencies, closed_loop};
+use super::client::{Conn, Latencies, closed_loop_on};
 use super::{Fixture, Row};
 
 pub struct Options {
@@ -21,9 +22,123 @@ pub struct Options {
     pub duration: Duration,
 }
 
-fn send_body(i: u64, worker: usize, to: &str) -> String {
-    json!({ "client_msg_id": format!("b{worker}-{i}"), "to": { "user": to }, "content": { "type": "text", "text": "benchmark message" } })
+fn send_body(tag: &str, i: u64, worker: usize, to: &str) -> String {
+    json!({ "client_msg_id": format!("{tag}{worker}-{i}"), "to": { "user": to }, "content": { "type": "text", "text": "benchmark message" } })
         .to_string()
+}
+
+/// What one closed loop measured.
+pub struct Measured {
+    /// Latencies of the successful operations.
+    pub latencies: Latencies,
+    pub errors: u64,
+    pub window: Duration,
+}
+
+impl Measured {
+    /// Successful operations a second.
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.window.as_secs_f64()
+    }
+}
+
+/// 1:1 sends between pairs of `uids` (`tokens[i]` is `uids[i]`'s) on `connections`
+/// connections spread over `addrs`, a unique `client_msg_id` each (`tag` keeps runs
+/// on the same users apart); only 201s count.
+pub async fn send_loop(
+    addrs: &[SocketAddr],
+    uids: &Arc<Vec<String>>,
+    tokens: &Arc<Vec<String>>,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+) -> Result<Measured> {
+    let (u, t, tag) = (
+        Arc::clone(uids),
+        Arc::clone(tokens),
+        Arc::new(tag.to_string()),
+    );
+    let (latencies, errors, window) = closed_loop_on(
+        addrs,
+        connections,
+        duration,
+        move |mut conn: Conn, worker, i| {
+            let (u, t, tag) = (Arc::clone(&u), Arc::clone(&t), Arc::clone(&tag));
+            async move {
+                let a = (i as usize * 7919 + worker * 104_729) % u.len();
+                let b = (a + 1 + (i as usize % (u.len() - 1))) % u.len();
+                let ok = matches!(
+                    conn.call(
+                        "POST",
+                        "/v1/messages",
+                        Some(&t[a]),
+                        Some(send_body(&tag, i, worker, &u[b]))
+                    )
+                    .await,
+                    Ok((201, _))
+                );
+                (conn, ok)
+            }
+        },
+    )
+    .await?;
+    Ok(Measured {
+        latencies,
+        errors,
+        window,
+    })
+}
+
+/// Every user's stream head, read through `addr`.
+pub async fn heads(addr: SocketAddr, tokens: &[String]) -> Result<Arc<Vec<i64>>> {
+    let mut heads = Vec::new();
+    let mut conn = Conn::open(addr).await?;
+    for token in tokens {
+        let (_, body) = conn
+            .call("GET", "/v1/sync?after=0&limit=1", Some(token), None)
+            .await?;
+        heads.push(
+            serde_json::from_slice::<Value>(&body)?["head"]
+                .as_i64()
+                .unwrap_or(0),
+        );
+    }
+    Ok(Arc::new(heads))
+}
+
+/// `GET /v1/sync?after=<head>` (no wait, nothing new) for users in turn on
+/// `connections` connections spread over `addrs`; only 200s count.
+pub async fn poll_loop(
+    addrs: &[SocketAddr],
+    tokens: &Arc<Vec<String>>,
+    heads: &Arc<Vec<i64>>,
+    connections: usize,
+    duration: Duration,
+) -> Result<Measured> {
+    let (t, heads) = (Arc::clone(tokens), Arc::clone(heads));
+    let (latencies, errors, window) = closed_loop_on(
+        addrs,
+        connections,
+        duration,
+        move |mut conn: Conn, worker, i| {
+            let (t, heads) = (Arc::clone(&t), Arc::clone(&heads));
+            async move {
+                let a = (i as usize * 31 + worker * 7) % t.len();
+                let path = format!("/v1/sync?after={}", heads[a]);
+                let ok = matches!(
+                    conn.call("GET", &path, Some(&t[a]), None).await,
+                    Ok((200, _))
+                );
+                (conn, ok)
+            }
+        },
+    )
+    .await?;
+    Ok(Measured {
+        latencies,
+        errors,
+        window,
+    })
 }
 
 pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
@@ -41,35 +156,19 @@ pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
         "sends: {} connections for {:?}…",
         opts.connections, opts.duration
     );
-    let (u, t) = (Arc::clone(&uids), Arc::clone(&tokens));
-    let (sends, send_errors, window) = closed_loop(
-        fixture.addr,
+    let sends = send_loop(
+        &[fixture.addr],
+        &uids,
+        &tokens,
         opts.connections,
         opts.duration,
-        move |mut conn: Conn, worker, i| {
-            let (u, t) = (Arc::clone(&u), Arc::clone(&t));
-            async move {
-                let a = (i as usize * 7919 + worker * 104_729) % u.len();
-                let b = (a + 1 + (i as usize % (u.len() - 1))) % u.len();
-                let ok = matches!(
-                    conn.call(
-                        "POST",
-                        "/v1/messages",
-                        Some(&t[a]),
-                        Some(send_body(i, worker, &u[b]))
-                    )
-                    .await,
-                    Ok((201, _))
-                );
-                (conn, ok)
-            }
-        },
+        "b",
     )
     .await?;
     let native = native_sends(opts.duration.min(Duration::from_secs(3)))?;
-    let send_rate = sends.len() as f64 / window.as_secs_f64();
+    let send_rate = sends.rate();
     rows.push(Row {
-        what: format!("1:1 sends/s ({send_errors} errors)"),
+        what: format!("1:1 sends/s ({} errors)", sends.errors),
         value: format!("{send_rate:.0}"),
         baseline: format!("{native:.0} native service"),
         ratio: format!("{:.2}", send_rate / native),
@@ -78,53 +177,30 @@ pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
         what: "send latency p50 / p99 (ms)".into(),
         value: format!(
             "{:.2} / {:.2}",
-            sends.percentile_ms(50.0),
-            sends.percentile_ms(99.0)
+            sends.latencies.percentile_ms(50.0),
+            sends.latencies.percentile_ms(99.0)
         ),
         baseline: "goal p99 < 20".into(),
         ratio: String::new(),
     });
 
     // Polls: each user's head, no wait.
-    let mut heads = Vec::new();
-    let mut conn = Conn::open(fixture.addr).await?;
-    for token in tokens.iter() {
-        let (_, body) = conn
-            .call("GET", "/v1/sync?after=0&limit=1", Some(token), None)
-            .await?;
-        heads.push(
-            serde_json::from_slice::<Value>(&body)?["head"]
-                .as_i64()
-                .unwrap_or(0),
-        );
-    }
-    let heads = Arc::new(heads);
+    let heads = heads(fixture.addr, &tokens).await?;
     println!(
         "polls: {} connections for {:?}…",
         opts.connections, opts.duration
     );
-    let t = Arc::clone(&tokens);
-    let (polls, poll_errors, window) = closed_loop(
-        fixture.addr,
+    let polls = poll_loop(
+        &[fixture.addr],
+        &tokens,
+        &heads,
         opts.connections,
         opts.duration,
-        move |mut conn: Conn, worker, i| {
-            let (t, heads) = (Arc::clone(&t), Arc::clone(&heads));
-            async move {
-                let a = (i as usize * 31 + worker * 7) % t.len();
-                let path = format!("/v1/sync?after={}", heads[a]);
-                let ok = matches!(
-                    conn.call("GET", &path, Some(&t[a]), None).await,
-                    Ok((200, _))
-                );
-                (conn, ok)
-            }
-        },
     )
     .await?;
     rows.push(Row {
-        what: format!("sync polls/s ({poll_errors} errors)"),
-        value: format!("{:.0}", polls.len() as f64 / window.as_secs_f64()),
+        what: format!("sync polls/s ({} errors)", polls.errors),
+        value: format!("{:.0}", polls.rate()),
         baseline: "goal ≥ 20,000".into(),
         ratio: String::new(),
     });
@@ -132,8 +208,8 @@ pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
         what: "poll latency p50 / p99 (ms)".into(),
         value: format!(
             "{:.2} / {:.2}",
-            polls.percentile_ms(50.0),
-            polls.percentile_ms(99.0)
+            polls.latencies.percentile_ms(50.0),
+            polls.latencies.percentile_ms(99.0)
         ),
         baseline: String::new(),
         ratio: String::new(),
@@ -203,7 +279,7 @@ async fn wake_latency(
                 "POST",
                 "/v1/messages",
                 Some(&tokens[0]),
-                Some(send_body(i, 99_999, &uids[waiter])),
+                Some(send_body("b", i, 99_999, &uids[waiter])),
             )
             .await?;
         let sent = Instant::now();
@@ -247,7 +323,7 @@ fn native_sends(duration: Duration) -> Result<f64> {
             &db,
             &config,
             &who,
-            send_body(n, 0, &users[b]).as_bytes(),
+            send_body("b", n, 0, &users[b]).as_bytes(),
             now,
             n,
         )

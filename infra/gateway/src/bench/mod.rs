@@ -1,6 +1,8 @@
-//! The messaging, queue and push benchmarks (run by `courier-bench messaging|queue|push`): load against a real gateway started in this process (the real
-//! components on the embedded SQLite store), with a native baseline measured in the
-//! same run, printed as a table with ratios.
+//! The messaging, queue, push and scale benchmarks (run by `courier-bench
+//! messaging|queue|push|scale`): load against a real gateway started in this process
+//! (the real components on the embedded SQLite store, or on PostgreSQL when the
+//! fixture's variables say so), with a baseline measured in the same run, printed as a
+//! table with ratios.
 //!
 //! # Layout
 //! - `mod.rs`: the fixture (gateway on port 0 in a temp data dir) and the report.
@@ -16,6 +18,7 @@ pub mod messaging;
 pub mod push;
 pub mod queue;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,7 +40,19 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start(manifest: PathBuf, build: bool) -> Result<Self> {
+        Self::start_with(manifest, build, BTreeMap::new()).await
+    }
+
+    /// [`Fixture::start`] with application variable values (by name) ahead of the
+    /// environment: `database_url`/`database_host` for a PostgreSQL store, the same
+    /// `jwt_secret` for gateways that share one. Serves on the runtime it runs on.
+    pub async fn start_with(
+        manifest: PathBuf,
+        build: bool,
+        variables: BTreeMap<String, String>,
+    ) -> Result<Self> {
         let data = tempfile::tempdir()?;
+        let jwt_secret = variables.get("jwt_secret").cloned();
         let opts = UpOptions {
             manifest,
             listen: "127.0.0.1:0".into(),
@@ -46,12 +61,16 @@ impl Fixture {
             build,
             dev_secrets: true,
             limits: Limits::default(),
+            variables,
         };
         let (app, listener) = prepare(&opts).await?;
         let addr = listener.local_addr()?;
-        let jwt_secret = crate::secrets::read(data.path())?
-            .remove("jwt_secret")
-            .context("no development jwt_secret")?;
+        let jwt_secret = match jwt_secret {
+            Some(secret) => secret,
+            None => crate::secrets::read(data.path())?
+                .remove("jwt_secret")
+                .context("no development jwt_secret")?,
+        };
         let stop = Arc::new(Notify::new());
         let signal = Arc::clone(&stop);
         tokio::spawn(crate::listen::serve(app, listener, async move {

@@ -34,9 +34,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The variables that point the app's Web Push at the fake service on `addr`; set
-/// them (as `SPIN_VARIABLE_*`) before the gateway starts.
-pub fn variables(addr: SocketAddr) -> Vec<(String, String)> {
+/// The variables that point the app's Web Push at the fake service on `addr`.
+pub fn variables(addr: SocketAddr) -> std::collections::BTreeMap<String, String> {
     [
         ("vapid_private_key", b64(&VAPID)),
         ("vapid_subject", "mailto:bench@example.com".into()),
@@ -45,7 +44,7 @@ pub fn variables(addr: SocketAddr) -> Vec<(String, String)> {
         ("push_delay_ms", "0".into()),
     ]
     .into_iter()
-    .map(|(k, v)| (crate::variables::env_name(k), v))
+    .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 

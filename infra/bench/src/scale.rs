@@ -1,0 +1,425 @@
+//! `courier-bench scale`: the core messaging closed loops (1:1 sends, sync polls) on
+//! three setups in one run — one gateway on the embedded SQLite store, one on
+//! PostgreSQL, two on one PostgreSQL database with the connections split between
+//! them — each compared with the setup it changes, measured in the same run.
+//!
+//! Every gateway is a [`Fixture`] on a runtime of its own (like a `courier up`
+//! process: one worker a CPU); the load generator runs on another. Every PostgreSQL
+//! setup gets a fresh database (`CREATE DATABASE`, dropped afterwards) on the server
+//! of `--database-url`. The gateways of a setup share their secrets, so a token
+//! minted for one is good on the other. Per-user rate limits are lifted (the rate
+//! bucket is still written on every send) so no send is refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use courier_gateway::bench::{Fixture, messaging};
+use courier_store::native_pg::NativePostgres;
+use courier_store::sql::Sql;
+use tokio::runtime::Runtime;
+
+use crate::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
+
+pub struct Options {
+    pub users: usize,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// The PostgreSQL server (its database is only used to create and drop others).
+    pub database_url: String,
+    pub build: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Setup {
+    Sqlite,
+    Postgres,
+    TwoPostgres,
+}
+
+impl Setup {
+    const ALL: [Setup; 3] = [Setup::Sqlite, Setup::Postgres, Setup::TwoPostgres];
+
+    fn name(self) -> &'static str {
+        match self {
+            Setup::Sqlite => "SQLite, 1 gateway",
+            Setup::Postgres => "PostgreSQL, 1 gateway",
+            Setup::TwoPostgres => "PostgreSQL, 2 gateways",
+        }
+    }
+
+    fn gateways(self) -> usize {
+        match self {
+            Setup::TwoPostgres => 2,
+            _ => 1,
+        }
+    }
+
+    /// The setup this one's ratios are against.
+    fn baseline(self) -> Option<Setup> {
+        match self {
+            Setup::Sqlite => None,
+            Setup::Postgres => Some(Setup::Sqlite),
+            Setup::TwoPostgres => Some(Setup::Postgres),
+        }
+    }
+}
+
+/// One measured closed loop and where the machine's CPU time went meanwhile.
+struct Loop {
+    measured: messaging::Measured,
+    /// `/proc/loadavg` just before the loop.
+    loadavg: String,
+    machine_cpu: Duration,
+    steal_cpu: Duration,
+    gateway_cpu: Duration,
+    load_cpu: Duration,
+    postgres_cpu: Duration,
+    own_cpu: Duration,
+}
+
+struct Outcome {
+    setup: Setup,
+    sends: Loop,
+    polls: Loop,
+}
+
+pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
+    let machine = Machine::read();
+    let started_loadavg = machine::loadavg();
+    let load_rt = crate::runtime(LOAD_THREADS)?;
+    let mut outcomes = Vec::new();
+    for (n, setup) in Setup::ALL.into_iter().enumerate() {
+        eprintln!("== {} ==", setup.name());
+        outcomes.push(run_setup(
+            setup,
+            &workspace.join("spin.toml"),
+            opts,
+            &load_rt,
+            opts.build && n == 0,
+        )?);
+    }
+
+    println!(
+        "\ncourier-bench scale — {} CPUs, {}, {} RAM, Linux {} — {}",
+        machine.cpus, machine.cpu_model, machine.memory, machine.kernel, machine.date
+    );
+    println!(
+        "{} users, {} keep-alive connections a loop (split evenly over the gateways), \
+         {}s warm-up + {}s measured; load average at the start {started_loadavg}, at the end {}",
+        opts.users,
+        opts.connections,
+        opts.warmup.as_secs(),
+        opts.duration.as_secs(),
+        machine::loadavg()
+    );
+    print_throughput(&outcomes);
+    print_cpu(&outcomes, machine.cpus);
+    Ok(())
+}
+
+/// Starts the setup's gateways (and database), runs the send and poll loops, and
+/// stops everything again.
+fn run_setup(
+    setup: Setup,
+    manifest: &Path,
+    opts: &Options,
+    load_rt: &Runtime,
+    build: bool,
+) -> Result<Outcome> {
+    // Declared first, dropped last: after the gateways' runtimes are gone.
+    let database = match setup {
+        Setup::Sqlite => None,
+        _ => Some(Database::create(&opts.database_url)?),
+    };
+    // Shared secrets; per-user rate limits out of the way (the bucket is still
+    // written on every send), so every send in the loop is one the store takes.
+    let mut variables: BTreeMap<String, String> = [
+        ("jwt_secret", "courier-bench-jwt-secret-0123456789abcdef"),
+        (
+            "internal_secret",
+            "courier-bench-internal-secret-0123456789",
+        ),
+        ("rate_per_user_per_sec", "1000000"),
+        ("rate_burst", "1000000"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    if let Some(db) = &database {
+        variables.insert("database_url".into(), db.url.clone());
+        variables.insert("database_host".into(), db.host.clone());
+    }
+    let runtimes = (0..setup.gateways())
+        .map(|_| crate::runtime(GATEWAY_THREADS))
+        .collect::<Result<Vec<_>>>()?;
+    let mut fixtures = Vec::new();
+    for (n, rt) in runtimes.iter().enumerate() {
+        let fixture = rt.block_on(Fixture::start_with(
+            manifest.to_path_buf(),
+            build && n == 0,
+            variables.clone(),
+        ))?;
+        fixtures.push(fixture);
+    }
+    let addrs: Vec<SocketAddr> = fixtures.iter().map(|f| f.addr).collect();
+    let outcome = load_rt.block_on(measure(setup, &fixtures, &addrs, opts));
+    drop(fixtures);
+    for rt in runtimes {
+        rt.shutdown_timeout(Duration::from_secs(5));
+    }
+    outcome
+}
+
+async fn measure(
+    setup: Setup,
+    fixtures: &[Fixture],
+    addrs: &[SocketAddr],
+    opts: &Options,
+) -> Result<Outcome> {
+    let first = &fixtures[0];
+    eprintln!("creating {} users…", opts.users);
+    let uids = Arc::new(first.users("s", opts.users, 16).await?);
+    let tokens: Arc<Vec<String>> = Arc::new(
+        uids.iter()
+            .map(|u| first.token(u, false))
+            .collect::<Result<_>>()?,
+    );
+    let (connections, warmup, duration) = (opts.connections, opts.warmup, opts.duration);
+
+    eprintln!(
+        "sends: {connections} connections on {} gateway(s)…",
+        addrs.len()
+    );
+    messaging::send_loop(addrs, &uids, &tokens, connections, warmup, "w").await?;
+    let sends = observed(messaging::send_loop(
+        addrs,
+        &uids,
+        &tokens,
+        connections,
+        duration,
+        "s",
+    ))
+    .await?;
+
+    let heads = messaging::heads(first.addr, &tokens).await?;
+    eprintln!(
+        "polls: {connections} connections on {} gateway(s)…",
+        addrs.len()
+    );
+    messaging::poll_loop(addrs, &tokens, &heads, connections, warmup).await?;
+    let polls = observed(messaging::poll_loop(
+        addrs,
+        &tokens,
+        &heads,
+        connections,
+        duration,
+    ))
+    .await?;
+    Ok(Outcome {
+        setup,
+        sends,
+        polls,
+    })
+}
+
+/// Runs one measured loop, with the CPU time every party used meanwhile.
+async fn observed(
+    run: impl std::future::Future<Output = Result<messaging::Measured>>,
+) -> Result<Loop> {
+    let loadavg = machine::loadavg();
+    let machine_before = machine::machine_cpu()?;
+    let steal_before = machine::steal_cpu()?;
+    let threads_before = machine::cpu_by_thread()?;
+    let postgres_before = machine::processes_cpu("postgres");
+    let measured = run.await?;
+    let postgres_after = machine::processes_cpu("postgres");
+    let threads_after = machine::cpu_by_thread()?;
+    let steal_after = machine::steal_cpu()?;
+    let machine_after = machine::machine_cpu()?;
+    let own = |m: &HashMap<String, Duration>| m.values().sum::<Duration>();
+    Ok(Loop {
+        measured,
+        loadavg,
+        machine_cpu: machine_after.saturating_sub(machine_before),
+        steal_cpu: steal_after.saturating_sub(steal_before),
+        gateway_cpu: machine::cpu_delta(&threads_before, &threads_after, GATEWAY_THREADS),
+        load_cpu: machine::cpu_delta(&threads_before, &threads_after, LOAD_THREADS),
+        postgres_cpu: postgres_after.saturating_sub(postgres_before),
+        own_cpu: own(&threads_after).saturating_sub(own(&threads_before)),
+    })
+}
+
+fn print_throughput(outcomes: &[Outcome]) {
+    let find = |setup: Setup| outcomes.iter().find(|o| o.setup == setup);
+    let ratio = |value: f64, base: Option<f64>| match base {
+        Some(base) if base > 0.0 => format!("{:.2}x", value / base),
+        Some(_) => "n/a".into(),
+        None => "baseline".into(),
+    };
+    let latency = |l: &Loop| {
+        format!(
+            "{:.1} / {:.1}",
+            l.measured.latencies.percentile_ms(50.0),
+            l.measured.latencies.percentile_ms(99.0)
+        )
+    };
+    println!();
+    println!(
+        "| setup | sends/s | vs | send p50 / p99 ms | polls/s | vs | poll p50 / p99 ms | errors send / poll |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for o in outcomes {
+        let base = o.setup.baseline().and_then(find);
+        let vs = o
+            .setup
+            .baseline()
+            .map(|b| format!(" ({})", b.name()))
+            .unwrap_or_default();
+        println!(
+            "| {} | {:.0} | {}{vs} | {} | {:.0} | {}{vs} | {} | {} / {} |",
+            o.setup.name(),
+            o.sends.measured.rate(),
+            ratio(
+                o.sends.measured.rate(),
+                base.map(|b| b.sends.measured.rate())
+            ),
+            latency(&o.sends),
+            o.polls.measured.rate(),
+            ratio(
+                o.polls.measured.rate(),
+                base.map(|b| b.polls.measured.rate())
+            ),
+            latency(&o.polls),
+            o.sends.measured.errors,
+            o.polls.measured.errors,
+        );
+    }
+}
+
+/// CPU per operation by party, and how busy the machine was: `machine busy` is the
+/// share of all CPUs every process used in the window (user + system, from
+/// `/proc/stat`); `other` what neither this process nor PostgreSQL used (other builds,
+/// the OS), approximate: `/proc/stat` is sampled at each tick while per-process times
+/// are exact, so it reads 0 % when the machine's figure falls a little short;
+/// `steal` the share the hypervisor gave to other guests.
+fn print_cpu(outcomes: &[Outcome], cpus: usize) {
+    println!();
+    println!(
+        "| setup | loop | load avg before | machine busy | other | steal | gateway µs/op | PostgreSQL µs/op | load gen µs/op |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for o in outcomes {
+        for (name, l) in [("sends", &o.sends), ("polls", &o.polls)] {
+            let window = l.measured.window.as_secs_f64() * cpus as f64;
+            let share = |cpu: Duration| cpu.as_secs_f64() / window * 100.0;
+            let ops = l.measured.latencies.len().max(1) as f64;
+            let per_op = |cpu: Duration| cpu.as_secs_f64() * 1e6 / ops;
+            let other = l
+                .machine_cpu
+                .saturating_sub(l.own_cpu)
+                .saturating_sub(l.postgres_cpu);
+            println!(
+                "| {} | {name} | {} | {:.0} % | {:.0} % | {:.0} % | {:.0} | {:.0} | {:.0} |",
+                o.setup.name(),
+                l.loadavg,
+                share(l.machine_cpu),
+                share(other),
+                share(l.steal_cpu),
+                per_op(l.gateway_cpu),
+                per_op(l.postgres_cpu),
+                per_op(l.load_cpu),
+            );
+        }
+    }
+}
+
+/// A fresh database on the PostgreSQL server, dropped (with any sessions still on
+/// it) when this is.
+struct Database {
+    server: String,
+    name: String,
+    /// The URL the gateways use (`database_url`).
+    url: String,
+    /// `host:port` of the server (`database_host`, for the allow-lists).
+    host: String,
+}
+
+impl Database {
+    fn create(server: &str) -> Result<Self> {
+        let name = courier_store::testdb::unique_name("courier_bench_");
+        let (url, host) = on_database(server, &name)?;
+        NativePostgres::connect(server)
+            .and_then(|admin| admin.execute(&format!("CREATE DATABASE {name}"), &[]))
+            .map_err(|e| anyhow::anyhow!("creating database {name} on {server}: {e}"))?;
+        eprintln!("created database {name}");
+        Ok(Self {
+            server: server.to_string(),
+            name,
+            url,
+            host,
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let dropped = NativePostgres::connect(&self.server).and_then(|admin| {
+            admin.execute(
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                &[],
+            )
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop database {}: {e}", self.name);
+        }
+    }
+}
+
+/// `server` (a `postgres://` URL) with its database replaced by `name`, and the
+/// server's `host:port`.
+fn on_database(server: &str, name: &str) -> Result<(String, String)> {
+    let Some(rest) = server
+        .strip_prefix("postgres://")
+        .or_else(|| server.strip_prefix("postgresql://"))
+    else {
+        bail!("the database URL must be a postgres:// URL: {server}");
+    };
+    let (authority, after) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let query = after.split_once('?').map(|(_, q)| q);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        bail!("the database URL names no host: {server}");
+    }
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    let url = match query {
+        Some(q) => format!("postgres://{authority}/{name}?{q}"),
+        None => format!("postgres://{authority}/{name}"),
+    };
+    Ok((url, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_gets_the_new_name_and_the_host_a_port() {
+        let (url, host) =
+            on_database("postgres://postgres@127.0.0.1:5433/courier_test", "b1").expect("parses");
+        assert_eq!(url, "postgres://postgres@127.0.0.1:5433/b1");
+        assert_eq!(host, "127.0.0.1:5433");
+        let (url, host) = on_database("postgresql://u:p@db?sslmode=disable", "b2").expect("parses");
+        assert_eq!(url, "postgres://u:p@db/b2?sslmode=disable");
+        assert_eq!(host, "db:5432");
+        assert!(on_database("mysql://x/y", "b3").is_err());
+    }
+}
