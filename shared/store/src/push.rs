@@ -117,25 +117,20 @@ pub fn unregister<S: Sql + ?Sized>(sql: &S, uid: &str, device: &str) -> Result<b
     })
 }
 
-/// Forgets a token the vendor reported gone. Returns how many registrations held it.
-pub fn forget_token<S: Sql + ?Sized>(
-    sql: &S,
-    vendor: &str,
-    token: &str,
-) -> Result<i64, StoreError> {
-    crate::sql::write_tx(sql, |sql| {
-        let held = sql
-            .query_i64(
-                "SELECT count(*) FROM push_devices WHERE vendor = ? AND token = ?",
-                &[vendor.into(), token.into()],
-            )?
-            .unwrap_or(0);
-        sql.execute(
-            "DELETE FROM push_devices WHERE vendor = ? AND token = ?",
+/// Inside a transaction: forgets a token the vendor reported gone. Returns how many
+/// registrations held it.
+fn forget_token<S: Sql + ?Sized>(sql: &S, vendor: &str, token: &str) -> Result<i64, StoreError> {
+    let held = sql
+        .query_i64(
+            "SELECT count(*) FROM push_devices WHERE vendor = ? AND token = ?",
             &[vendor.into(), token.into()],
-        )?;
-        Ok(held)
-    })
+        )?
+        .unwrap_or(0);
+    sql.execute(
+        "DELETE FROM push_devices WHERE vendor = ? AND token = ?",
+        &[vendor.into(), token.into()],
+    )?;
+    Ok(held)
 }
 
 /// The push registrations of one user, by device.
@@ -397,16 +392,7 @@ pub fn settle<S: Sql + ?Sized>(
             let attempt = attempt_id(s.job);
             for d in &s.deliveries {
                 if d.state == "token_gone" {
-                    settled.tokens_removed += sql
-                        .query_i64(
-                            "SELECT count(*) FROM push_devices WHERE vendor = ? AND token = ?",
-                            &[d.vendor.into(), d.token.into()],
-                        )?
-                        .unwrap_or(0);
-                    sql.execute(
-                        "DELETE FROM push_devices WHERE vendor = ? AND token = ?",
-                        &[d.vendor.into(), d.token.into()],
-                    )?;
+                    settled.tokens_removed += forget_token(sql, d.vendor, d.token)?;
                 }
                 record(sql, &attempt, d, now)?;
             }
@@ -505,10 +491,7 @@ fn apply_receipt<S: Sql + ?Sized>(sql: &S, r: &Receipt<'_>, now: i64) -> Result<
         if r.state == "token_gone"
             && let Some(token) = r.token
         {
-            sql.execute(
-                "DELETE FROM push_devices WHERE vendor = ? AND token = ?",
-                &[r.vendor.into(), token.into()],
-            )?;
+            forget_token(sql, r.vendor, token)?;
         }
         Ok(matched)
     }
