@@ -22,7 +22,8 @@ const PROBE_KEY: &str = "courier:health:probe";
 /// Liveness and store readiness.
 /// - Does a real store round trip (opens the store `database_url` chooses — the
 ///   `default` SQLite database or PostgreSQL — migrated, and reads its schema
-///   version) and a key-value set/get on the `default` store.
+///   version) and a key-value read on the `default` store (the probe key is written
+///   only when missing, so probes do not turn into a stream of writes).
 /// - → 200 `{"ok": true}`.
 /// - Store failure → 503 `unavailable` with `Retry-After` (the detail is logged only).
 /// - Any method but `GET` → 405 `method_not_allowed` with `Allow: GET`; `OPTIONS` is a
@@ -56,14 +57,26 @@ fn check_stores() -> Result<(), String> {
     }
     let store = Store::open_default().map_err(|e| format!("key-value open: {e}"))?;
     let value = b"ok".to_vec();
-    store
-        .set(PROBE_KEY, &value)
-        .map_err(|e| format!("key-value set: {e}"))?;
+    // Read first and write only when the probe key is missing: a probe every few
+    // seconds from every orchestrator must not become a steady stream of writes
+    // (hosted key-value stores limit writes per second).
     match store
         .get(PROBE_KEY)
         .map_err(|e| format!("key-value get: {e}"))?
     {
         Some(read) if read == value => Ok(()),
-        other => Err(format!("key-value get returned {other:?}")),
+        Some(other) => Err(format!("key-value get returned {other:?}")),
+        None => {
+            store
+                .set(PROBE_KEY, &value)
+                .map_err(|e| format!("key-value set: {e}"))?;
+            match store
+                .get(PROBE_KEY)
+                .map_err(|e| format!("key-value get: {e}"))?
+            {
+                Some(read) if read == value => Ok(()),
+                other => Err(format!("key-value get after set returned {other:?}")),
+            }
+        }
     }
 }
