@@ -167,8 +167,7 @@ pub fn send<S: Sql + ?Sized>(
         // durable as a queue job and answer `accepted`; if even that fails, 503.
         Err(courier_store::StoreError::Sql(courier_store::SqlError::Transient(detail))) => {
             eprintln!("courier: send queued after a transient store error: {detail}");
-            let sent = messages::queue_retry(sql, &msg, now).map_err(from_store)?;
-            return Ok((201, body(&response(sent)?)));
+            messages::queue_retry(sql, &msg, now).map_err(from_store)?
         }
         Err(e) => return Err(from_store(e)),
     };

@@ -327,6 +327,60 @@ fn two_hundred_concurrent_readers_are_all_counted_on(t: &TestDb, db: &dyn Sql) {
     assert_dense(&db, &uids[0]);
 }
 
+/// The counts of `sender`'s newest `receipt` entry: `(read_count, unread_count)`.
+fn newest_receipt(db: &impl Sql, sender: &str) -> (Option<i64>, Option<i64>) {
+    let page = reads::sync_page(db, sender, 0, 10_000).unwrap();
+    let last = page
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == "receipt")
+        .expect("a receipt entry");
+    let data: Value = serde_json::from_str(last.data.as_deref().unwrap()).unwrap();
+    (data["read_count"].as_i64(), data["unread_count"].as_i64())
+}
+
+/// Found by the crash test: a receipt handled while the message's fan-out was still
+/// running counted as recipients only the members the fan-out had reached.
+#[test]
+fn a_receipt_handled_mid_fan_out_counts_every_member_as_a_recipient() {
+    each(|_, db| a_receipt_handled_mid_fan_out_counts_every_member_as_a_recipient_on(db));
+}
+
+fn a_receipt_handled_mid_fan_out_counts_every_member_as_a_recipient_on(db: &dyn Sql) {
+    let uids = setup(&db, 30);
+    let sender = &uids[3];
+    let reply = send_text(&db, sender, json!({ "group": "big" }), "crowd", 10);
+    let msg = reply["msg_id"].as_str().unwrap().to_string();
+    // A worker writes the first chunk (7 members, the sender among them) and holds
+    // the lease: the rest of the fan-out waits.
+    let claimed = jobs::claim(&db, Lane::High, 1, 5, "slow-worker", 30_000, 20).unwrap();
+    let (step, _) =
+        courier_store::fanout::step(&db, &claimed[0], 7, &Default::default(), 20).unwrap();
+    assert!(matches!(step, courier_store::fanout::Step::Wrote));
+    let reached = uids.iter().filter(|u| message_ids(&db, u).contains(&msg));
+    assert_eq!(reached.count(), 7, "the sender and 6 members have it");
+    let body = json!({ "msg_ids": [msg] }).to_string();
+    let (status, _) =
+        receipts::mark_read(&db, &config(), &who(&uids[1]), body.as_bytes(), 25).unwrap();
+    assert_eq!(status, 200);
+    // The receipt job runs; the fan-out job is still leased.
+    assert_eq!(run_drain(&db, 1_000).done, 1);
+    assert_eq!(
+        newest_receipt(&db, sender),
+        (Some(1), Some(28)),
+        "29 recipients (every member but the sender), 1 read"
+    );
+    // Once fanned out, the holders count: the same 29.
+    while run_drain(&db, 31_000).remaining > 0 {}
+    let (status, _) =
+        receipts::mark_read(&db, &config(), &who(&uids[20]), body.as_bytes(), 31_001).unwrap();
+    assert_eq!(status, 200);
+    while run_drain(&db, 31_002).remaining > 0 {}
+    assert_eq!(newest_receipt(&db, sender), (Some(2), Some(27)));
+    assert_dense(&db, sender);
+}
+
 #[test]
 fn recall_is_sender_only_within_the_window_and_idempotent() {
     each(|_, db| recall_is_sender_only_within_the_window_and_idempotent_on(db));

@@ -53,6 +53,17 @@ pub fn queue<S: Sql + ?Sized>(
     )
 }
 
+/// Whether messages of `gid` are waiting for fan-out (or being written): a send to
+/// the group must then queue behind them, however small the group is now.
+pub fn pending<S: Sql + ?Sized>(sql: &S, gid: &str) -> Result<bool, StoreError> {
+    Ok(sql
+        .query_row(
+            "SELECT 1 FROM group_outbox WHERE gid = ? LIMIT 1",
+            &[gid.into()],
+        )?
+        .is_some())
+}
+
 /// Where a fan-out job stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
@@ -181,16 +192,21 @@ fn write_chunk<S: Sql + ?Sized>(
         ),
         &params,
     )?;
+    // A member this chunk gave nothing may have no entries at all: keep its head.
     sql.execute(
-        "UPDATE users SET head_seq = (SELECT MAX(e.seq) FROM entries e WHERE e.uid = users.uid)
+        "UPDATE users SET head_seq = COALESCE((SELECT MAX(e.seq) FROM entries e WHERE e.uid = users.uid), head_seq)
          WHERE uid IN (SELECT uid FROM members WHERE gid = ? AND uid > ? AND uid <= ?)",
         &range,
     )?;
     let conv = format!("g:{gid}");
+    // Only members this chunk gave a message: for the others (the batch's senders,
+    // or every message recalled) `head_seq` is some other entry, maybe of another
+    // conversation.
     let mut params: Vec<SqlValue> = vec![conv.into()];
     params.extend(batch.iter().cloned());
     params.push(now.into());
     params.extend(range.iter().cloned());
+    params.extend(batch.iter().cloned());
     sql.execute(
         &format!(
             "INSERT INTO conversations (uid, conv, last_seq, unread, updated_at)
@@ -199,6 +215,8 @@ fn write_chunk<S: Sql + ?Sized>(
                     ?
              FROM members g JOIN users u ON u.uid = g.uid
              WHERE g.gid = ? AND g.uid > ? AND g.uid <= ?
+               AND EXISTS (SELECT 1 FROM messages m
+                           WHERE m.msg_id IN ({ids}) AND m.sender <> u.uid AND m.recalled = 0)
              ON CONFLICT (uid, conv) DO UPDATE SET
                last_seq = excluded.last_seq,
                unread = conversations.unread + excluded.unread,

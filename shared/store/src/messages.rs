@@ -163,6 +163,20 @@ fn send_tx<S: Sql + ?Sized>(
     msg: &NewMessage<'_>,
     limits: &Limits<'_>,
 ) -> Result<SendOutcome, StoreError> {
+    // A group that shrank under the inline size while earlier messages still wait in
+    // its outbox: written inline, this one would overtake them in every stream.
+    let behind;
+    let msg = match msg.to {
+        Recipients::Group { gid } if crate::fanout::pending(sql, gid)? => {
+            let members = crate::directory::group_size(sql, gid)?.unwrap_or(0);
+            behind = NewMessage {
+                to: Recipients::LargeGroup { gid, members },
+                ..msg.clone()
+            };
+            &behind
+        }
+        _ => msg,
+    };
     {
         let direct: Vec<String>;
         let sender_only = [msg.sender.to_string()];
@@ -175,7 +189,13 @@ fn send_tx<S: Sql + ?Sized>(
                 };
                 UserSet::List(&direct)
             }
-            Recipients::Group { gid } => UserSet::Members(gid),
+            // The sender too: a send queued after a transient failure runs later,
+            // maybe after its sender left the group, and still belongs in its stream.
+            Recipients::Group { gid } => UserSet::Query(
+                "SELECT uid FROM members WHERE gid = ? UNION SELECT uid FROM users WHERE uid = ?"
+                    .into(),
+                vec![gid.into(), msg.sender.into()],
+            ),
             Recipients::LargeGroup { .. } => UserSet::List(&sender_only),
         };
         lock(sql, &[&UserSet::List(&sender_only), &set])?;
@@ -359,12 +379,13 @@ fn find_queued<S: Sql + ?Sized>(
 /// The overload path: after [`send`] failed transiently, makes the validated send
 /// durable as a queue job (one small write) and answers `accepted` (`seq` 0: the
 /// sender's seq is assigned when the worker writes it). A retry of the same key
-/// meanwhile gets the same answer; the worker's run is idempotent like any send.
+/// meanwhile gets the same answer, as a [`SendOutcome::Duplicate`]; the worker's run
+/// is idempotent like any send.
 pub fn queue_retry<S: Sql + ?Sized>(
     sql: &S,
     msg: &NewMessage<'_>,
     now: i64,
-) -> Result<Sent, StoreError> {
+) -> Result<SendOutcome, StoreError> {
     let (peer, gid, members, large) = match msg.to {
         Recipients::Direct { peer } => (Some(peer.to_string()), None, None, false),
         Recipients::Group { gid } => (None, Some(gid.to_string()), None, false),
@@ -387,10 +408,10 @@ pub fn queue_retry<S: Sql + ?Sized>(
     };
     write_tx(sql, |sql| {
         if let Some(sent) = find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
-            return Ok(sent);
+            return Ok(SendOutcome::Duplicate(sent));
         }
         if let Some(sent) = find_queued(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
-            return Ok(sent);
+            return Ok(SendOutcome::Duplicate(sent));
         }
         let payload =
             serde_json::to_string(&queued).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -408,7 +429,7 @@ pub fn queue_retry<S: Sql + ?Sized>(
             },
             now,
         )?;
-        Ok(queued.accepted())
+        Ok(SendOutcome::Created(queued.accepted()))
     })
 }
 

@@ -146,8 +146,11 @@ pub fn mark_read<S: Sql + ?Sized>(
 const MAX_PER_RUN: i64 = 500;
 
 /// Runs a sender's receipt job: one `receipt` entry per message with new reads,
-/// counts recomputed from `receipts`, all appended with one insert. Returns the
-/// number of receipt entries written, or `None` if the lease was lost.
+/// counts recomputed from `receipts`, all appended with one insert. The recipients
+/// of a message still waiting in `group_outbox` are the group's current members but
+/// the sender (its fan-out has reached only some of them); of any other message, the
+/// holders of its `message` entries. Returns the number of receipt entries written,
+/// or `None` if the lease was lost.
 pub fn run_job<S: Sql + ?Sized>(
     sql: &S,
     job: &Claimed,
@@ -181,7 +184,11 @@ pub fn run_job<S: Sql + ?Sized>(
             &format!(
                 "SELECT m.msg_id, m.conv, m.sender_seq,
                    (SELECT count(*) FROM receipts r WHERE r.msg_id = m.msg_id),
-                   (SELECT count(*) FROM entries e WHERE e.msg_id = m.msg_id AND e.kind = 'message' AND e.uid <> m.sender)
+                   CASE WHEN EXISTS (SELECT 1 FROM group_outbox o WHERE o.msg_id = m.msg_id)
+                     THEN (SELECT count(*) FROM group_outbox o JOIN members g ON g.gid = o.gid
+                           WHERE o.msg_id = m.msg_id AND g.uid <> m.sender)
+                     ELSE (SELECT count(*) FROM entries e WHERE e.msg_id = m.msg_id AND e.kind = 'message' AND e.uid <> m.sender)
+                   END
                  FROM messages m WHERE m.msg_id IN ({}) ORDER BY m.msg_id",
                 params_list(ids.len())
             ),
