@@ -64,7 +64,7 @@ fn build_components() {
 }
 
 /// Workspace packages that are not components and do not build for wasm32-wasip2.
-const NATIVE_ONLY: &[&str] = &["courier-gateway", "courier-bench"];
+const NATIVE_ONLY: &[&str] = &["courier-gateway", "courier-bench", "courier-fuzz"];
 
 /// Writes a copy of `manifest` (relative to the root) whose component sources point
 /// at the e2e wasm build, into `dir`.

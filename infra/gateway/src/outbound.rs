@@ -65,13 +65,13 @@ impl AllowedHost {
         }
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-                (host, Some(port))
-            }
+            // The colons of an IPv6 literal are inside its brackets; a port follows `]`.
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
             _ => (rest, None),
         };
         let host = match host {
             "" => bail!("`{text}`: missing host"),
+            h if !brackets_ok(h) => bail!("`{text}`: brackets only around an IPv6 address"),
             "*" => HostPattern::Any,
             h if h.starts_with("*.") => HostPattern::Suffix(h[1..].to_ascii_lowercase()),
             h if h.contains('*') => {
@@ -139,6 +139,14 @@ impl fmt::Display for AllowedHost {
             "{}://{host}:{port}",
             self.scheme.as_deref().unwrap_or("*")
         )
+    }
+}
+
+/// A host holds brackets only as an IPv6 literal: `[` first, `]` last, none inside.
+fn brackets_ok(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => !inner.contains(['[', ']']),
+        None => !host.contains(['[', ']']),
     }
 }
 
