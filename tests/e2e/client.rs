@@ -165,6 +165,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of `gw`, a gateway started with this module's secrets some other way
+    /// than [`Api::start`] (e.g. restarted on its data with `Gateway::start_in`).
+    pub fn of(gw: &Gateway) -> Client {
+        Client {
+            base: gw.base.clone(),
+            admin: admin_token(),
+        }
+    }
+
     /// The URL of `path` on the gateway.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

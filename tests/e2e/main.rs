@@ -16,6 +16,12 @@
 //! - `routes`: what every API route shares — token checks (401), CORS, 405 and 404.
 //! - `queue`: a 10,000-member fan-out across a SIGKILL; receipts and recall through
 //!   the worker; the drain route's secret.
+//! - `crashes`: SIGKILLs at random points of a mixed workload (a 10,000-member fan-out,
+//!   retries, receipts, recalls, pushes), restarts on the same data, then every
+//!   accepted request's effect exactly once.
+//! - `faults`: `COURIER_FAULTS` — SQL, latency and outbound faults injected by the
+//!   gateway under a mixed workload; after a restart, every 2xx took effect exactly
+//!   once and every error changed nothing.
 //! - `replicas`: two gateways on one PostgreSQL database, concurrent sends through
 //!   both (duplicates split across them, a 10,000-member group), both draining.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
@@ -29,6 +35,9 @@
 //! - `retention`: the worker's retention pass purges old history; sync reports the trim.
 //! - `webhooks`: the admin routes, signed events at a local receiver, retries until a
 //!   2xx, and a receiver that never answers leaving 1:1 send latency as it was.
+//! - `hostile`: the access matrix — every route × every hostile case that applies
+//!   (bad credentials, hostile bodies, paths and queries, another user's resources),
+//!   each answered as documented and changing nothing.
 //! - `browser`: the web client's files over HTTP, and its chat scenario in headless
 //!   Chromium (tests/browser; skipped without Chromium and Node.js unless
 //!   `COURIER_REQUIRE_BROWSER=1`).
@@ -37,10 +46,13 @@
 
 mod browser;
 mod client;
+mod crashes;
 mod directory;
+mod faults;
 mod gateway;
 mod harness;
 mod host_interfaces;
+mod hostile;
 mod messaging;
 mod openapi;
 mod push;

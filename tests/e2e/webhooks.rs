@@ -36,7 +36,7 @@ fn api() -> Api {
 
 /// What the receiver answers.
 #[derive(Debug, Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// 500 to the first `n` requests, then 200.
     FailFirst(usize),
     /// Reads the request and never answers (until the test ends).
@@ -45,7 +45,7 @@ enum Mode {
 
 /// One request as received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     at: Instant,
@@ -59,20 +59,20 @@ impl Received {
             .map_or("", |(_, v)| v.as_str())
     }
 
-    fn event(&self) -> Value {
+    pub(crate) fn event(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON event")
     }
 }
 
 /// A webhook subscriber on 127.0.0.1, one thread per connection.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Receiver {
-    fn start(mode: Mode) -> Receiver {
+    pub(crate) fn start(mode: Mode) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/hooks/courier", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -91,7 +91,7 @@ impl Receiver {
         Receiver { url, seen, stop }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
 

@@ -14,7 +14,6 @@
 )]
 
 use courier_core::Error;
-use courier_messaging::errors::from_store;
 use courier_messaging::worker::{DrainConfig, drain as run_drain};
 use courier_spin::env::{check_internal_secret, config, now_ms, random_u64, store, variable};
 use courier_spin::http::{check_method, json, serve};
@@ -30,6 +29,8 @@ use spin_sdk::http_component;
 /// - Keeps the retention job scheduled: history older than `retention_days` (180)
 ///   and dead letters older than `dead_letter_days` (7) are purged, a pass at most
 ///   every `retention_interval_secs` (600), in batches of 1,000 rows.
+/// - A store error in the queue's own drain is the answer (500/503), after the push
+///   and webhook lanes have been drained anyway.
 /// - Needs `X-Internal-Secret: <internal_secret>`; anything else → 401.
 /// - Called by the local gateway's timer, and on Spin/SpinKube by a scheduler
 ///   (a Kubernetes CronJob or `spin aka cron`) while `remaining` > 0.
@@ -60,32 +61,43 @@ fn handle(req: &Request) -> Result<Response, Error> {
     config.retention = Some(retention_policy());
     let db = store()?;
     let mut random = || random_u64().unwrap_or_default();
-    let mut report = run_drain(&db, &config, &now_ms, &mut random)?;
-    let mut body = serde_json::to_value(&report).unwrap_or_default();
+    // A queue drain that fails (a store error) must not starve the push and webhook
+    // lanes: they are still drained, and the queue's error is the answer after them.
+    let queue = run_drain(&db, &config, &now_ms, &mut random);
+    let mut body = match &queue {
+        Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+        Err(e) => {
+            eprintln!("courier: worker: queue drain failed: {e}");
+            serde_json::json!({})
+        }
+    };
     let lanes = [
         (
             "push",
-            courier_store::push::due_count(&db, now_ms()).map_err(from_store)?,
+            courier_store::push::due_count(&db, now_ms()),
             "http://push-notify.spin.internal/internal/push/drain",
         ),
         (
             "webhooks",
-            courier_store::webhooks::due_count(&db, now_ms()).map_err(from_store)?,
+            courier_store::webhooks::due_count(&db, now_ms()),
             "http://webhooks.spin.internal/internal/webhooks/drain",
         ),
     ];
     for (name, due, url) in lanes {
-        if due > 0 {
+        // Not knowing whether a lane has work (the count failed) counts as work: its
+        // drain finds out for itself.
+        if due.is_err() || due.is_ok_and(|n| n > 0) {
             // A delivery drain failing must not fail the queue's own: logged, reported.
             body[name] = drain_component(req, url).unwrap_or_else(|e| {
                 eprintln!("courier: worker: {e}");
                 serde_json::json!({"error": e.to_string()})
             });
-            report.remaining =
-                courier_store::jobs::due_count(&db, now_ms()).map_err(from_store)? as u64;
-            body["remaining"] = report.remaining.into();
+            if let Ok(remaining) = courier_store::jobs::due_count(&db, now_ms()) {
+                body["remaining"] = (remaining as u64).into();
+            }
         }
     }
+    queue?;
     Ok(json(200, &body))
 }
 

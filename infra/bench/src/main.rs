@@ -18,6 +18,8 @@
 //! - [`machine`]: machine facts and per-thread CPU accounting.
 //! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
 //!   gateways on one PostgreSQL.
+//! - `courier-bench soak` runs `courier_gateway::bench::soak` against the `courier`
+//!   binary as a child process.
 
 mod gateway;
 mod load;
@@ -122,6 +124,51 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Soak: minutes of fixed-rate mixed load (1:1 and group sends, syncs, long-polls,
+    /// acks, read receipts, recalls) against the real `courier` binary as a child
+    /// process; errors, rate, latency by kind, the gateway's memory over time, then a
+    /// delivery check. Exits non-zero when the verdict fails.
+    Soak {
+        /// Seconds of load, warm-up included.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Unmeasured seconds at the start, at most a quarter of --seconds (errors
+        /// count from the start).
+        #[arg(long, default_value_t = 30)]
+        warmup: u64,
+        /// Requests started a second, whether or not earlier ones have answered.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Users, all in one org.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Members of the group (over 100, group sends fan out through the queue).
+        #[arg(long, default_value_t = 200)]
+        group_members: usize,
+        /// `wait` of the long-polls, in seconds.
+        #[arg(long, default_value_t = 2)]
+        long_poll: u64,
+        /// Largest p99 latency of any kind, in milliseconds (long-polls: plus their wait).
+        #[arg(long, default_value_t = 250.0)]
+        max_p99_ms: f64,
+        /// Largest growth of the gateway's VmRSS after warm-up, in MiB a minute.
+        #[arg(long, default_value_t = 4.0)]
+        max_rss_growth: f64,
+        /// Seed of the users' choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run on a fresh database of this PostgreSQL server (e.g.
+        /// `postgres://postgres@127.0.0.1:5433/courier_test`), dropped afterwards
+        /// [default: the embedded SQLite store].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The `courier` binary [default: built in the workspace's target directory].
+        #[arg(long)]
+        courier: Option<PathBuf>,
+        /// Build neither `courier` nor the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Push: a 10,000-member message to offline Web Push users through a local fake
     /// push service — time to the last push request, push jobs/s (native encryption
     /// and signing on one core as baseline).
@@ -208,6 +255,63 @@ fn run(cli: Cli) -> Result<()> {
         Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
             Box::pin(bench::queue::run(fixture))
         }),
+        Command::Soak {
+            seconds,
+            warmup,
+            rate,
+            users,
+            group_members,
+            long_poll,
+            max_p99_ms,
+            max_rss_growth,
+            seed,
+            database_url,
+            courier,
+            no_build,
+        } => {
+            let database = database_url
+                .as_deref()
+                .map(scale::Database::create)
+                .transpose()?;
+            let variables = database
+                .iter()
+                .flat_map(|db| {
+                    [
+                        ("database_url".to_string(), db.url.clone()),
+                        ("database_host".to_string(), db.host.clone()),
+                    ]
+                })
+                .collect();
+            let opts = bench::soak::Options {
+                workspace: Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .canonicalize()?,
+                seconds,
+                warmup,
+                rate,
+                users,
+                group_members,
+                long_poll_secs: long_poll,
+                max_p99_ms,
+                max_rss_growth_mib_per_min: max_rss_growth,
+                seed,
+                variables,
+                courier,
+                build: !no_build,
+            };
+            let report = runtime("bench")?.block_on(bench::soak::run(&opts))?;
+            let facts = machine::Machine::read();
+            println!(
+                "\ncourier-bench soak — {} CPUs, {}, {} RAM, Linux {} — {}",
+                facts.cpus, facts.cpu_model, facts.memory, facts.kernel, facts.date
+            );
+            report.print();
+            let failures = report.failures();
+            if !failures.is_empty() {
+                bail!("soak failed: {}", failures.join("; "));
+            }
+            Ok(())
+        }
         Command::Push { no_build } => {
             // The fake push service's port must be in the app's variables before the
             // gateway starts.

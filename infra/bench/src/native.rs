@@ -5,8 +5,9 @@
 //!   gateway's `open` does), run `SELECT count(*) FROM sqlite_master` on the blocking
 //!   pool, and return the connection on the blocking pool without waiting (as the
 //!   gateway's `drop` does, after the key-value calls, when the guest drops it).
-//! - Key-value: a set and a get of the probe key on the `spin_key_value` table of
-//!   `key_value.db`, each on the blocking pool with its own checkout.
+//! - Key-value: a get of the probe key on the `spin_key_value` table of
+//!   `key_value.db` (plus a set and a second get when it is missing, on the first
+//!   request), each on the blocking pool with its own checkout.
 //! - → 200 `{"ok":true}`; a store failure → 503; any method but GET → 405.
 //!
 //! The listener is the gateway's: HTTP/1.1 keep-alive, `TCP_NODELAY`, one task a
@@ -107,8 +108,15 @@ impl Native {
         checked
     }
 
+    /// The component's key-value check: read the probe key, and write it (then read
+    /// it back) only when it is missing, i.e. on the first probe of a store.
     async fn kv_round_trip(self: &Arc<Self>) -> Result<(), String> {
         let value = b"ok".to_vec();
+        match self.kv_get().await? {
+            Some(read) if read == value => return Ok(()),
+            Some(other) => return Err(format!("key-value get returned {other:?}")),
+            None => {}
+        }
         let stored = value.clone();
         self.kv(move |c| {
             c.prepare_cached(
@@ -120,20 +128,21 @@ impl Native {
         })
         .await
         .map_err(|e| format!("key-value set: {e}"))?;
-        let read: Option<Vec<u8>> = self
-            .kv(|c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                )?;
-                let mut rows = stmt.query(rusqlite::params![STORE, PROBE_KEY])?;
-                rows.next()?.map(|r| r.get(0)).transpose()
-            })
-            .await
-            .map_err(|e| format!("key-value get: {e}"))?;
-        match read {
+        match self.kv_get().await? {
             Some(read) if read == value => Ok(()),
-            other => Err(format!("key-value get returned {other:?}")),
+            other => Err(format!("key-value get after set returned {other:?}")),
         }
+    }
+
+    async fn kv_get(self: &Arc<Self>) -> Result<Option<Vec<u8>>, String> {
+        self.kv(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            let mut rows = stmt.query(rusqlite::params![STORE, PROBE_KEY])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .await
+        .map_err(|e| format!("key-value get: {e}"))
     }
 
     /// One key-value statement on the blocking pool with its own pooled connection.

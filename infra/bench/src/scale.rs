@@ -340,17 +340,17 @@ fn print_cpu(outcomes: &[Outcome], cpus: usize) {
 
 /// A fresh database on the PostgreSQL server, dropped (with any sessions still on
 /// it) when this is.
-struct Database {
+pub struct Database {
     server: String,
     name: String,
     /// The URL the gateways use (`database_url`).
-    url: String,
+    pub url: String,
     /// `host:port` of the server (`database_host`, for the allow-lists).
-    host: String,
+    pub host: String,
 }
 
 impl Database {
-    fn create(server: &str) -> Result<Self> {
+    pub fn create(server: &str) -> Result<Self> {
         let name = courier_store::testdb::unique_name("courier_bench_");
         let (url, host) = on_database(server, &name)?;
         NativePostgres::connect(server)

@@ -15,6 +15,7 @@
 //! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
 //! - [`drainer`]: the gateway's queue timer (calls the worker's drain route).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`faults`]: fault injection for proof tests (`--faults` / `COURIER_FAULTS`, off by default).
 //! - [`token`]: development JWTs.
 //! - [`up`]: `courier up` from flags to a serving app.
 //! - [`bench`]: the messaging and queue benchmarks (`courier-bench`), with baselines.
@@ -22,6 +23,7 @@
 pub mod bench;
 pub mod builder;
 pub mod drainer;
+pub mod faults;
 pub mod host;
 pub mod listen;
 pub mod manifest;

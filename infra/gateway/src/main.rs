@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use courier_gateway::faults::FaultConfig;
 use courier_gateway::server::Limits;
 use courier_gateway::up::{UpOptions, prepare, resolve_variables};
 
@@ -52,6 +53,10 @@ enum Command {
         /// Component instances that may run at once.
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
+        /// Fault injection for proof tests [default: off], e.g.
+        /// `sql=0.05,latency=0-20ms,outbound=0.3,seed=42` (see README, "Fault injection").
+        #[arg(long, env = "COURIER_FAULTS", value_parser = parse_faults)]
+        faults: Option<FaultConfig>,
     },
     /// Print a development JWT signed with the app's `jwt_secret`.
     Token {
@@ -73,6 +78,11 @@ enum Command {
         #[arg(long, default_value = ".courier")]
         data: PathBuf,
     },
+}
+
+/// `--faults` as clap wants it: the whole error chain in one message.
+fn parse_faults(text: &str) -> Result<FaultConfig, String> {
+    FaultConfig::parse(text).map_err(|e| format!("{e:#}"))
 }
 
 fn main() -> ExitCode {
@@ -106,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
             request_timeout,
             max_body_bytes,
             max_instances,
+            faults,
         } => {
             let opts = UpOptions {
                 manifest,
@@ -121,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
                     ..Limits::default()
                 },
                 variables: Default::default(),
+                faults,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

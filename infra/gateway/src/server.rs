@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -66,6 +66,8 @@ pub struct App {
     /// PostgreSQL sessions of `spin:postgres` guests, by connection string.
     pub postgres: crate::pg_pool::Pools,
     pub metrics: Metrics,
+    /// Fault injection, if turned on (`--faults`); `None` costs nothing.
+    pub faults: Option<Arc<crate::faults::Faults>>,
     /// Wakes the queue drainer (see `drainer.rs`).
     pub poke: crate::drainer::Poke,
     /// `(component, internal secret)` of the drain route, if the app has one.
@@ -116,6 +118,7 @@ impl App {
         data_dir: &Path,
         cache_dir: Option<&Path>,
         limits: Limits,
+        faults: Option<crate::faults::FaultConfig>,
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -216,6 +219,7 @@ impl App {
             kv,
             postgres: Default::default(),
             metrics: Metrics::default(),
+            faults: faults.map(|config| Arc::new(crate::faults::Faults::new(config))),
             poke: Default::default(),
             drain_route,
             engine,
@@ -281,6 +285,15 @@ impl App {
         Ok(started.elapsed())
     }
 
+    /// The `/metrics` page, with the injected-fault counter when faults are on.
+    fn render_metrics(&self) -> String {
+        let mut page = self.metrics.render();
+        if let Some(faults) = &self.faults {
+            faults.render_metrics(&mut page);
+        }
+        page
+    }
+
     /// Serves one request from the network.
     pub async fn handle_incoming<B>(
         self: &Arc<Self>,
@@ -302,7 +315,7 @@ impl App {
         let (component, response) = if path == "/metrics" && method == Method::GET {
             (
                 "(gateway)".to_string(),
-                text_response(StatusCode::OK, self.metrics.render()),
+                text_response(StatusCode::OK, self.render_metrics()),
             )
         } else {
             match self.router.route(&path) {
@@ -316,7 +329,16 @@ impl App {
                 ),
                 Some((component, matched)) => {
                     let response = match self.limited(req) {
-                        Ok(req) => self.call(&component, req, Some(&matched), client).await,
+                        Ok((req, over)) => {
+                            let response = self.call(&component, req, Some(&matched), client).await;
+                            // The guest saw a body error (Spin's SDK answers it with a
+                            // plain-text 500): the answer is the limit's.
+                            if over.load(Ordering::Relaxed) {
+                                self.too_large()
+                            } else {
+                                response
+                            }
+                        }
                         Err(response) => response,
                     };
                     (component, response)
@@ -350,12 +372,14 @@ impl App {
     }
 
     /// Applies the body limit: a declared length over it is refused at once; a
-    /// streamed body is cut off (and the guest sees a body error) when it passes it.
+    /// streamed body is cut off (and the guest sees a body error) when it passes it,
+    /// which the returned flag records so that the answer is 413 whatever the guest
+    /// made of the error.
     #[allow(clippy::result_large_err, reason = "the error is the ready response")]
     fn limited<B>(
         &self,
         req: Request<B>,
-    ) -> Result<Request<HyperOutgoingBody>, Response<HyperOutgoingBody>>
+    ) -> Result<(Request<HyperOutgoingBody>, Arc<AtomicBool>), Response<HyperOutgoingBody>>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -367,20 +391,32 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
-            return Err(error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                &format!("request body over {max} bytes"),
-            ));
+            return Err(self.too_large());
         }
-        Ok(req.map(|body| {
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&over);
+        let req = req.map(|body| {
             Limited::new(body, max)
                 .map_err(move |e| match e.downcast::<hyper::Error>() {
                     Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
-                    Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max as u64)),
+                    Err(_) => {
+                        flag.store(true, Ordering::Relaxed);
+                        wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max as u64))
+                    }
                 })
                 .boxed_unsync()
-        }))
+        });
+        Ok((req, over))
+    }
+
+    /// The answer to a body over `max_body_bytes`.
+    fn too_large(&self) -> Response<HyperOutgoingBody> {
+        let max = self.limits.max_body_bytes;
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("request body over {max} bytes"),
+        )
     }
 
     /// Serves an in-process request to `http://<component>.spin.internal`.

@@ -27,6 +27,8 @@ pub struct UpOptions {
     /// `spin up --variable name=value`); lets one process run gateways with
     /// different stores or shared secrets.
     pub variables: BTreeMap<String, String>,
+    /// Fault injection (`--faults`, see `faults.rs`); `None`, the default, is off.
+    pub faults: Option<crate::faults::FaultConfig>,
 }
 
 impl Default for UpOptions {
@@ -40,6 +42,7 @@ impl Default for UpOptions {
             dev_secrets: true,
             limits: Limits::default(),
             variables: BTreeMap::new(),
+            faults: None,
         }
     }
 }
@@ -98,8 +101,19 @@ pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
     let data = opts.data.clone();
     let cache_dir = opts.cache_dir.clone();
     let limits = opts.limits.clone();
+    let faults = opts.faults.clone();
+    if let Some(faults) = &faults {
+        tracing::warn!(%faults, "fault injection is ON: SQL calls and outbound HTTP fail on purpose (never use this in production)");
+    }
     let app = tokio::task::spawn_blocking(move || {
-        App::load(&manifest, &variables, &data, cache_dir.as_deref(), limits)
+        App::load(
+            &manifest,
+            &variables,
+            &data,
+            cache_dir.as_deref(),
+            limits,
+            faults,
+        )
     })
     .await??;
     tracing::info!(

@@ -509,3 +509,71 @@ fn a_webhook_whose_url_is_no_longer_allowed_is_dead_lettered_at_once() {
     assert_eq!(report.dead_lettered, 1);
     assert!(subscriber.seen.is_empty(), "nothing was sent");
 }
+
+/// A connection whose first statement containing `needle` fails, once.
+struct FailsOnce<'a> {
+    inner: &'a NativeSqlite,
+    needle: &'static str,
+    fired: std::cell::Cell<bool>,
+}
+
+impl courier_store::Sql for FailsOnce<'_> {
+    fn dialect(&self) -> courier_store::Dialect {
+        self.inner.dialect()
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: &[courier_store::SqlValue],
+    ) -> Result<Vec<courier_store::Row>, courier_store::SqlError> {
+        if !self.fired.get() && sql.contains(self.needle) {
+            self.fired.set(true);
+            return Err(courier_store::SqlError::Other(
+                "disk I/O error (simulated)".into(),
+            ));
+        }
+        self.inner.query(sql, params)
+    }
+}
+
+#[test]
+fn a_drain_cut_short_by_a_store_error_releases_its_deliveries_at_once() {
+    let db = NativeSqlite::memory().unwrap();
+    setup(&db);
+    put_hook(
+        &db,
+        "h",
+        "acme",
+        "https://crm.example/h",
+        json!(["message.sent"]),
+    );
+    send_text(&db, "ann", "bob", "one", T0);
+    send_text(&db, "ann", "bob", "two", T0);
+    assert_eq!(webhook_jobs(&db), 2);
+    // The store fails while the round settles its first answer.
+    let failing = FailsOnce {
+        inner: &db,
+        needle: "DELETE FROM jobs",
+        fired: std::cell::Cell::new(false),
+    };
+    let mut subscriber = Subscriber::default();
+    let clock = || T0;
+    let mut random = || 0u64;
+    let outcome = deliver(
+        &failing,
+        &origins(),
+        &mut subscriber,
+        &DeliverConfig::default(),
+        &clock,
+        &mut random,
+    );
+    assert!(failing.fired.get() && outcome.is_err(), "{outcome:?}");
+    // Both are due again at once, not when their 30 s leases would run out.
+    assert_eq!(courier_store::webhooks::due_count(&db, T0).unwrap(), 2);
+    let report = run(&db, &mut subscriber, T0);
+    assert_eq!((report.delivered, report.remaining), (2, 0));
+    assert_eq!(webhook_jobs(&db), 0);
+    // At least once: the request whose settling failed went out again.
+    assert_eq!(subscriber.seen.len(), 4);
+}

@@ -309,6 +309,19 @@ pub fn fail<S: Sql + ?Sized>(
     Ok(dead)
 }
 
+/// After a run that stopped before the job's outcome was known (outside any
+/// transaction): gives the lease back untouched, so the job is due again at once
+/// instead of when the lease would have run out. Returns whether this worker still
+/// held it.
+pub fn release<S: Sql + ?Sized>(sql: &S, job: &Claimed) -> Result<bool, StoreError> {
+    Ok(!sql
+        .query(
+            "UPDATE jobs SET locked_until = 0, lease = NULL WHERE id = ? AND lease = ? RETURNING id",
+            &[job.id.as_str().into(), job.lease.as_str().into()],
+        )?
+        .is_empty())
+}
+
 /// Jobs that are due now (ready, run_at passed, not leased).
 pub fn due_count<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, StoreError> {
     Ok(sql

@@ -34,14 +34,31 @@ impl Conn {
         token: Option<&str>,
         body: Option<String>,
     ) -> Result<(u16, Bytes)> {
+        let auth = token.map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|auth| ("authorization", auth))
+            .into_iter()
+            .collect();
+        self.call_with(method, path, &headers, body).await
+    }
+
+    /// [`Conn::call`] with any request headers (`name`, `value`).
+    pub async fn call_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<(u16, Bytes)> {
         self.sender.ready().await?;
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, "localhost")
             .header(http::header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let response = self.sender.send_request(req).await?;

@@ -12,11 +12,15 @@
 //!   writes merged vs unmerged.
 //! - `push.rs`: a 10,000-member message to offline Web Push users through a fake
 //!   push service: time to the last push, push jobs/s.
+//! - `soak.rs`: minutes of fixed-rate mixed load against the real `courier` binary
+//!   as a child process: errors, rate, latency by kind, the gateway's memory, then a
+//!   delivery check.
 
 pub mod client;
 pub mod messaging;
 pub mod push;
 pub mod queue;
+pub mod soak;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -62,6 +66,7 @@ impl Fixture {
             dev_secrets: true,
             limits: Limits::default(),
             variables,
+            faults: None,
         };
         let (app, listener) = prepare(&opts).await?;
         let addr = listener.local_addr()?;
@@ -109,28 +114,40 @@ impl Fixture {
         count: usize,
         connections: usize,
     ) -> Result<Vec<String>> {
-        let uids: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
         let admin = self.token("bench-admin", true)?;
-        let mut handles = Vec::new();
-        for part in uids.chunks(count.div_ceil(connections.max(1))) {
-            let (part, admin, addr) = (part.to_vec(), admin.clone(), self.addr);
-            handles.push(tokio::spawn(async move {
-                let mut conn = client::Conn::open(addr).await?;
-                for uid in part {
-                    let body = serde_json::json!({ "name": uid, "org": "bench" }).to_string();
-                    let (status, _) = conn
-                        .call("PUT", &format!("/v1/users/{uid}"), Some(&admin), Some(body))
-                        .await?;
-                    anyhow::ensure!(status == 200, "creating {uid}: {status}");
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for handle in handles {
-            handle.await??;
-        }
-        Ok(uids)
+        create_users(self.addr, &admin, prefix, count, connections).await
     }
+}
+
+/// Creates users `prefix00000…` in the org `bench` through the gateway at `addr`
+/// (`admin` is an admin token) over `connections` connections.
+pub async fn create_users(
+    addr: SocketAddr,
+    admin: &str,
+    prefix: &str,
+    count: usize,
+    connections: usize,
+) -> Result<Vec<String>> {
+    let uids: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+    let mut handles = Vec::new();
+    for part in uids.chunks(count.div_ceil(connections.max(1))) {
+        let (part, admin) = (part.to_vec(), admin.to_string());
+        handles.push(tokio::spawn(async move {
+            let mut conn = client::Conn::open(addr).await?;
+            for uid in part {
+                let body = serde_json::json!({ "name": uid, "org": "bench" }).to_string();
+                let (status, _) = conn
+                    .call("PUT", &format!("/v1/users/{uid}"), Some(&admin), Some(body))
+                    .await?;
+                anyhow::ensure!(status == 200, "creating {uid}: {status}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(uids)
 }
 
 impl Drop for Fixture {

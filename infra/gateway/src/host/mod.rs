@@ -63,6 +63,8 @@ pub struct HostState {
     pub grants: Arc<Grants>,
     pub app: Weak<App>,
     pub limits: StoreLimits,
+    /// Fault injection, if on (see `faults.rs`).
+    pub faults: Option<Arc<crate::faults::Faults>>,
     /// Key-value stores this request holds open.
     kv_open: usize,
 }
@@ -73,10 +75,11 @@ impl HostState {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(Arc::downgrade(app), grants.clone()),
+            hooks: OutboundHooks::new(Arc::downgrade(app), grants.clone(), app.faults.clone()),
             grants,
             app: Arc::downgrade(app),
             limits,
+            faults: app.faults.clone(),
             kv_open: 0,
         }
     }

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::Grants;
+use crate::faults::Faults;
 use crate::outbound::{INTERNAL_SUFFIX, default_port};
 use crate::server::App;
 
@@ -23,11 +24,16 @@ type ResponseFuture = Box<
 pub struct OutboundHooks {
     app: Weak<App>,
     grants: Arc<Grants>,
+    faults: Option<Arc<Faults>>,
 }
 
 impl OutboundHooks {
-    pub fn new(app: Weak<App>, grants: Arc<Grants>) -> Self {
-        Self { app, grants }
+    pub fn new(app: Weak<App>, grants: Arc<Grants>, faults: Option<Arc<Faults>>) -> Self {
+        Self {
+            app,
+            grants,
+            faults,
+        }
     }
 }
 
@@ -54,6 +60,11 @@ impl WasiHttpHooks for OutboundHooks {
         {
             tracing::warn!(%component, %scheme, %host, port, "outbound request denied: not in allowed_outbound_hosts");
             return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        let internal = host.ends_with(INTERNAL_SUFFIX);
+        if self.faults.as_ref().is_some_and(|f| f.outbound(internal)) {
+            tracing::debug!(%component, %scheme, %host, port, "injected fault: outbound request refused");
+            return Box::new(async { Err(Error::ConnectionRefused) });
         }
         if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
             let target = target.to_string();

@@ -24,6 +24,7 @@ use super::spin::postgres::postgres::{
     Column, DbDataType, DbError, DbValue, Error, Host, HostConnection, ParameterValue, QueryError,
     RowSet,
 };
+use crate::faults::SqlFault;
 use crate::pg_pool::{Address, Pool, Session};
 
 /// A guest's open connection.
@@ -188,6 +189,11 @@ impl HostState {
         params: Vec<ParameterValue>,
         mode: Mode,
     ) -> wasmtime::Result<Result<Ran, Error>> {
+        if let Some(faults) = self.faults.clone()
+            && let Some(error) = self.inject_pg_fault(&faults, connection).await?
+        {
+            return Ok(Err(error));
+        }
         let params = match params
             .into_iter()
             .map(parameter)
@@ -231,6 +237,46 @@ impl HostState {
             (_, None) => was_in_transaction,
         };
         Ok(result.map_err(query_failed))
+    }
+}
+
+impl HostState {
+    /// Fault injection (`--faults`): waits the drawn latency, then maybe fails the
+    /// call before its statement is sent. A fault ends an open transaction (rolled
+    /// back, as the server does when the connection is lost), so the guest never
+    /// commits half of it.
+    async fn inject_pg_fault(
+        &mut self,
+        faults: &crate::faults::Faults,
+        connection: &Resource<PgConnection>,
+    ) -> wasmtime::Result<Option<Error>> {
+        let decision = faults.sql();
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+        let Some(fault) = decision.fail else {
+            return Ok(None);
+        };
+        let entry = self.table.get_mut(connection)?;
+        if entry.in_transaction
+            && let Some(session) = entry.session.as_mut()
+            && session.client.batch_execute("ROLLBACK").await.is_ok()
+        {
+            entry.in_transaction = false;
+        }
+        Ok(Some(match fault {
+            SqlFault::Transient => {
+                Error::ConnectionFailed("connection lost (injected fault)".into())
+            }
+            SqlFault::Hard => Error::QueryFailed(QueryError::DbError(DbError {
+                as_text: "ERROR: could not write: I/O error (injected fault)".into(),
+                severity: "ERROR".into(),
+                code: "58030".into(),
+                message: "could not write: I/O error (injected fault)".into(),
+                detail: None,
+                extras: Vec::new(),
+            })),
+        }))
     }
 }
 

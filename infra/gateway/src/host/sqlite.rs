@@ -76,6 +76,11 @@ impl HostConnection for HostState {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        if let Some(faults) = self.faults.clone()
+            && let Some(error) = self.inject_sqlite_fault(&faults, &connection).await?
+        {
+            return Ok(Err(error));
+        }
         let entry = self.table.get_mut(&connection)?;
         if entry.write_guard.is_none() && writes(&statement) {
             let writer = Arc::clone(&entry.writer);
@@ -131,6 +136,36 @@ impl HostConnection for HostState {
             });
         }
         Ok(())
+    }
+}
+
+impl HostState {
+    /// Fault injection (`--faults`): waits the drawn latency, then maybe fails the
+    /// call before its statement runs. A fault ends an open transaction (rolled back,
+    /// as SQLite may do on an I/O error), so the guest never commits half of it.
+    async fn inject_sqlite_fault(
+        &mut self,
+        faults: &crate::faults::Faults,
+        connection: &Resource<SqliteConnection>,
+    ) -> wasmtime::Result<Option<Error>> {
+        let decision = faults.sql();
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+        let Some(fault) = decision.fail else {
+            return Ok(None);
+        };
+        let entry = self.table.get_mut(connection)?;
+        if let Some(conn) = &entry.conn
+            && !conn.is_autocommit()
+        {
+            // Takes no lock: a transaction's own locks are only released.
+            let _ = conn.execute_batch("ROLLBACK");
+            if conn.is_autocommit() {
+                entry.write_guard = None;
+            }
+        }
+        Ok(Some(Error::Io(fault.sqlite_text().into())))
     }
 }
 

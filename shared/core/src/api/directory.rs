@@ -20,6 +20,9 @@ fn check_name(name: &str) -> Result<(), Error> {
         Err(Error::BadRequest(format!(
             "name is over {MAX_DISPLAY_NAME_BYTES} bytes"
         )))
+    } else if name.contains('\0') {
+        // PostgreSQL text cannot hold NUL: refused on every store alike.
+        Err(Error::BadRequest("name must not contain NUL".into()))
     } else {
         Ok(())
     }
@@ -183,6 +186,9 @@ mod tests {
         assert!(parse::<PutUser>(json!({"name": "Ann"})).is_err());
         assert!(parse::<PutUser>(json!({"name": "Ann", "org": "a cme"})).is_err());
         assert!(parse::<PutUser>(json!({"name": "x".repeat(257), "org": "acme"})).is_err());
+        assert!(parse::<PutUser>(json!({"name": "A\u{0}nn", "org": "acme"})).is_err());
+        let group = json!({"name": "G\u{0}", "owner": "u1", "members": []});
+        assert!(parse::<PutGroup>(group).is_err());
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl RequestBody for PutWebhook {
                     .into(),
             ));
         }
+        if self.secret.contains('\0') {
+            // PostgreSQL text cannot hold NUL: refused on every store alike.
+            return Err(Error::BadRequest("secret must not contain NUL".into()));
+        }
         if !SECRET_BYTES.contains(&self.secret.len()) {
             return Err(Error::BadRequest(format!(
                 "secret must be {} to {} bytes",
@@ -306,6 +310,7 @@ mod tests {
             ("events", json!(["message.deleted"])),
             ("secret", json!("short")),
             ("secret", json!("x".repeat(257))),
+            ("secret", json!("0123456789abcdef\u{0}")),
         ] {
             let mut body = good();
             body[field] = value.clone();

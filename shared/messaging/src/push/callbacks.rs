@@ -54,6 +54,17 @@ struct GenericCallback {
     receipts: Vec<GenericReceipt>,
 }
 
+/// A receipt's strings are looked up and stored as text, which PostgreSQL cannot hold
+/// with NUL in it: such a receipt is a bad request on every store alike.
+fn no_nul<const N: usize>(fields: [Option<&str>; N]) -> Result<(), Error> {
+    if fields.iter().flatten().any(|f| f.contains('\0')) {
+        return Err(Error::BadRequest(
+            "a receipt field must not contain NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn unauthorized(why: impl std::fmt::Display) -> Error {
     Error::Unauthorized(format!("callback not authenticated: {why}"))
 }
@@ -84,7 +95,7 @@ pub fn receive<S: Sql + ?Sized>(
         .ok_or_else(|| unauthorized("no push_callback_secret is configured"))?;
     let signed = header(&signature::SIGNATURE_HEADER.to_ascii_lowercase())
         .ok_or_else(|| unauthorized(format!("no {} header", signature::SIGNATURE_HEADER)))?;
-    signature::verify(secret, &signed, body, now).map_err(unauthorized)?;
+    let t = signature::verify(secret, &signed, body, now).map_err(unauthorized)?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Error::BadRequest("callback body is not valid UTF-8".into()))?;
     let callback: GenericCallback = serde_json::from_str(text)
@@ -106,6 +117,11 @@ pub fn receive<S: Sql + ?Sized>(
                 )));
             }
         };
+        no_nul([
+            r.vendor_id.as_deref(),
+            r.token.as_deref(),
+            r.detail.as_deref(),
+        ])?;
         if r.vendor_id.is_none() && r.token.is_none() {
             return Err(Error::BadRequest(
                 "a receipt names a vendor_id or a token".into(),
@@ -119,11 +135,14 @@ pub fn receive<S: Sql + ?Sized>(
             detail: r.detail.as_deref(),
         });
     }
-    // A signature is accepted once: its value is the nonce, remembered for every
-    // generic route together — the route's vendor is not signed, so a receipt captured
-    // on one must not be accepted once more on another.
+    // A signature is accepted once: its canonical form (what we sign for this `t` and
+    // body) is the nonce, not the header text, which can be rewritten and still verify
+    // (blanks, upper-case hex, extra parameters). It is remembered for every generic
+    // route together — the route's vendor is not signed, so a receipt captured on one
+    // must not be accepted once more on another.
+    let nonce = signature::sign(secret, t, body);
     let window_ms = REPLAY_WINDOW_SECS * 2 * 1000;
-    let matched = store::apply_callback(sql, SIGNED_NONCES, &signed, window_ms, &receipts, now)
+    let matched = store::apply_callback(sql, SIGNED_NONCES, &nonce, window_ms, &receipts, now)
         .map_err(from_store)?
         .ok_or_else(|| unauthorized("this signature was used before"))?;
     Ok((200, json!({"received": receipts.len(), "matched": matched})))
@@ -144,6 +163,9 @@ fn receive_hms<S: Sql + ?Sized>(
         .ok_or_else(|| unauthorized(format!("no {HMS_CALLBACK_HEADER} header")))?;
     let auth = verify_hms(key, &signed, now).map_err(unauthorized)?;
     let parsed = parse_hms_receipts(body).map_err(|e| Error::BadRequest(e.to_string()))?;
+    for r in &parsed {
+        no_nul([Some(r.token.as_str()), r.request_id.as_deref()])?;
+    }
     let details: Vec<String> = parsed.iter().map(|r| format!("code {}", r.code)).collect();
     let receipts: Vec<Receipt> = parsed
         .iter()

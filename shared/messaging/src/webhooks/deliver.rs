@@ -118,6 +118,10 @@ fn retry_wait(job: &Claimed, answer: Option<&Response<Vec<u8>>>, jitter: f64, no
 }
 
 /// Runs due deliveries until none are due or the budget is spent.
+///
+/// A store error ends the drain with that error; the deliveries of its round that
+/// were not settled yet are released first, so they are due again at once instead of
+/// holding their webhook's `per_webhook` slots until their lease runs out.
 pub fn deliver<S: Sql + ?Sized>(
     sql: &S,
     origins: &[OriginPattern],
@@ -130,77 +134,111 @@ pub fn deliver<S: Sql + ?Sized>(
     let lease = format!("h{:016x}", random());
     let mut report = WebhookReport::default();
     while clock() - started < config.budget_ms {
-        let now = clock();
         let claimed = store::claim(
             sql,
             config.batch,
             config.per_webhook,
             &lease,
             config.lease_ms,
-            now,
+            clock(),
         )
         .map_err(from_store)?;
         if claimed.is_empty() {
             break;
         }
-        let mut planned = Vec::new();
-        for job in claimed {
-            match store::target(sql, &job).map_err(from_store)? {
-                None => {
-                    // Its webhook was deleted: nothing to deliver to.
-                    if store::finish(sql, &job, now).map_err(from_store)? {
-                        report.done += 1;
-                    }
-                }
-                Some(target) => match request(&job, &target, origins, now) {
-                    Ok(request) => planned.push(Planned { job, request }),
-                    Err(why) => {
-                        eprintln!("courier: webhook delivery {} cannot be made: {why}", job.id);
-                        jobs::fail(sql, &job, &why, now, 0, now).map_err(from_store)?;
-                        report.dead_lettered += 1;
-                    }
-                },
+        if let Err(e) = round(
+            sql,
+            origins,
+            transport,
+            clock,
+            random,
+            config,
+            &claimed,
+            &mut report,
+        ) {
+            // Best effort: the store just failed, and a lease it keeps still expires.
+            for job in &claimed {
+                let _ = jobs::release(sql, job);
             }
-        }
-        let (jobs_sent, requests): (Vec<Claimed>, Vec<Request<Vec<u8>>>) =
-            planned.into_iter().map(|p| (p.job, p.request)).unzip();
-        let answers = transport.send_all(requests);
-        let now = clock();
-        for (job, answer) in jobs_sent.iter().zip(answers) {
-            let failure = match &answer {
-                Ok(a) if a.status().is_success() => None,
-                Ok(a) => Some(format!("answered {}", a.status().as_u16())),
-                Err(e) => Some(format!("unreachable: {e}")),
-            };
-            let Some(why) = failure else {
-                if store::finish(sql, job, now).map_err(from_store)? {
-                    report.done += 1;
-                    report.delivered += 1;
-                }
-                continue;
-            };
-            let jitter = (random() % 1000) as f64 / 1000.0;
-            let wait = retry_wait(job, answer.as_ref().ok(), jitter, now);
-            let dead = jobs::fail(
-                sql,
-                job,
-                &why,
-                now.saturating_add(wait),
-                config.hold_ms,
-                now,
-            )
-            .map_err(from_store)?;
-            if dead {
-                eprintln!(
-                    "courier: webhook delivery {} dead-lettered after {} attempts: {why}",
-                    job.id, job.attempts
-                );
-                report.dead_lettered += 1;
-            } else {
-                report.retried += 1;
-            }
+            return Err(e);
         }
     }
     report.remaining = store::due_count(sql, clock()).map_err(from_store)? as u64;
     Ok(report)
+}
+
+/// Sends one round of claimed deliveries and settles each (done, retry, dead letter).
+#[allow(clippy::too_many_arguments, reason = "one round of deliver's loop")]
+fn round<S: Sql + ?Sized>(
+    sql: &S,
+    origins: &[OriginPattern],
+    transport: &mut dyn Transport,
+    clock: &dyn Fn() -> i64,
+    random: &mut dyn FnMut() -> u64,
+    config: &DeliverConfig,
+    claimed: &[Claimed],
+    report: &mut WebhookReport,
+) -> Result<(), Error> {
+    let now = clock();
+    let mut planned = Vec::new();
+    for job in claimed {
+        match store::target(sql, job).map_err(from_store)? {
+            None => {
+                // Its webhook was deleted: nothing to deliver to.
+                if store::finish(sql, job, now).map_err(from_store)? {
+                    report.done += 1;
+                }
+            }
+            Some(target) => match request(job, &target, origins, now) {
+                Ok(request) => planned.push(Planned {
+                    job: job.clone(),
+                    request,
+                }),
+                Err(why) => {
+                    eprintln!("courier: webhook delivery {} cannot be made: {why}", job.id);
+                    jobs::fail(sql, job, &why, now, 0, now).map_err(from_store)?;
+                    report.dead_lettered += 1;
+                }
+            },
+        }
+    }
+    let (jobs_sent, requests): (Vec<Claimed>, Vec<Request<Vec<u8>>>) =
+        planned.into_iter().map(|p| (p.job, p.request)).unzip();
+    let answers = transport.send_all(requests);
+    let now = clock();
+    for (job, answer) in jobs_sent.iter().zip(answers) {
+        let failure = match &answer {
+            Ok(a) if a.status().is_success() => None,
+            Ok(a) => Some(format!("answered {}", a.status().as_u16())),
+            Err(e) => Some(format!("unreachable: {e}")),
+        };
+        let Some(why) = failure else {
+            if store::finish(sql, job, now).map_err(from_store)? {
+                report.done += 1;
+                report.delivered += 1;
+            }
+            continue;
+        };
+        let jitter = (random() % 1000) as f64 / 1000.0;
+        let wait = retry_wait(job, answer.as_ref().ok(), jitter, now);
+        let dead = jobs::fail(
+            sql,
+            job,
+            &why,
+            now.saturating_add(wait),
+            config.hold_ms,
+            now,
+        )
+        .map_err(from_store)?;
+        if dead {
+            eprintln!(
+                "courier: webhook delivery {} dead-lettered after {} attempts: {why}",
+                job.id, job.attempts
+            );
+            report.dead_lettered += 1;
+        } else {
+            report.retried += 1;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,240 @@
+//! Valid users acting on what is not theirs: another user's messages, receipts,
+//! conversations, stream and push devices, another org's group, and a user the
+//! directory does not know.
+
+use serde_json::{Value, json};
+
+use super::world::World;
+
+/// A valid user's request to another user's resources: `(case, method, path, who,
+/// body, status, code)`; each changes nothing.
+pub(super) type Crossing = (
+    &'static str,
+    &'static str,
+    String,
+    &'static str,
+    Option<Value>,
+    u16,
+    &'static str,
+);
+
+pub(super) fn crossings(w: &World) -> Vec<Crossing> {
+    let (m1, m2) = (&w.m1, &w.m2);
+    let recall = format!("/v1/messages/{m1}/recall");
+    let receipts = format!("/v1/messages/{m1}/receipts");
+    // A valid token of a user the directory does not know.
+    let ghost: Vec<Crossing> = vec![
+        (
+            "a ghost sends",
+            "POST",
+            "/v1/messages".into(),
+            "ghost",
+            Some(crate::client::text_to_user("g1", "ann", "boo")),
+            403,
+            "forbidden",
+        ),
+        (
+            "a ghost syncs",
+            "GET",
+            "/v1/sync".into(),
+            "ghost",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost acks",
+            "POST",
+            "/v1/ack".into(),
+            "ghost",
+            Some(json!({"seq": 0})),
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost lists conversations",
+            "GET",
+            "/v1/conversations".into(),
+            "ghost",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost reads history",
+            "GET",
+            "/v1/conversations/dm:ann:ghost/messages".into(),
+            "ghost",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost marks read",
+            "POST",
+            "/v1/receipts".into(),
+            "ghost",
+            Some(json!({"msg_ids": [m1]})),
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost reads receipts",
+            "GET",
+            receipts.clone(),
+            "ghost",
+            None,
+            403,
+            "forbidden",
+        ),
+        (
+            "a ghost recalls",
+            "POST",
+            recall.clone(),
+            "ghost",
+            None,
+            403,
+            "forbidden",
+        ),
+        (
+            "a ghost registers a device",
+            "PUT",
+            "/v1/push/devices/d1".into(),
+            "ghost",
+            Some(json!({"vendor": "hms", "token": "hms-token-ghost"})),
+            404,
+            "not_found",
+        ),
+        (
+            "a ghost deletes a device",
+            "DELETE",
+            "/v1/push/devices/phone".into(),
+            "ghost",
+            None,
+            204,
+            "",
+        ),
+    ];
+    ghost
+        .into_iter()
+        .chain(vec![
+            (
+                "a recipient recalls the sender's message",
+                "POST",
+                recall.clone(),
+                "bob",
+                None,
+                403,
+                "forbidden",
+            ),
+            (
+                "another org's user recalls it",
+                "POST",
+                recall,
+                "eve",
+                None,
+                403,
+                "forbidden",
+            ),
+            (
+                "a recipient reads the sender's receipts",
+                "GET",
+                receipts.clone(),
+                "bob",
+                None,
+                403,
+                "forbidden",
+            ),
+            (
+                "another org's user reads them",
+                "GET",
+                receipts,
+                "eve",
+                None,
+                403,
+                "forbidden",
+            ),
+            (
+                "a read receipt for a message not in the caller's stream",
+                "POST",
+                "/v1/receipts".into(),
+                "eve",
+                Some(json!({"msg_ids": [m1]})),
+                404,
+                "not_found",
+            ),
+            (
+                "a read receipt for the caller's message and an unknown one",
+                "POST",
+                "/v1/receipts".into(),
+                "bob",
+                Some(json!({"msg_ids": [m1, "m-unknown"]})),
+                404,
+                "not_found",
+            ),
+            (
+                "a read receipt for a message the caller sent",
+                "POST",
+                "/v1/receipts".into(),
+                "bob",
+                Some(json!({"msg_ids": [m2]})),
+                200,
+                "",
+            ),
+            (
+                "the history of a direct conversation of two others",
+                "GET",
+                "/v1/conversations/dm:ann:bob/messages".into(),
+                "eve",
+                None,
+                400,
+                "bad_request",
+            ),
+            (
+                "the history of another org's group",
+                "GET",
+                "/v1/conversations/g:g1/messages".into(),
+                "eve",
+                None,
+                200,
+                "",
+            ),
+            (
+                "a message to another org's group",
+                "POST",
+                "/v1/messages".into(),
+                "ann",
+                Some(crate::client::text_to_group("x1", "g2", "let me in")),
+                403,
+                "forbidden",
+            ),
+            (
+                "an ack of a seq only another user's stream has",
+                "POST",
+                "/v1/ack".into(),
+                "eve",
+                Some(json!({"seq": w.api.stream("ann").head})),
+                400,
+                "bad_request",
+            ),
+            (
+                "deleting another user's push device",
+                "DELETE",
+                "/v1/push/devices/phone".into(),
+                "ann",
+                None,
+                204,
+                "",
+            ),
+            (
+                "the receipts of an unknown message",
+                "GET",
+                "/v1/messages/m-unknown/receipts".into(),
+                "ann",
+                None,
+                404,
+                "not_found",
+            ),
+        ])
+        .collect()
+}
