@@ -223,6 +223,16 @@ impl Faults {
         SqlDecision { delay, fail }
     }
 
+    /// The next SQL call, as the host sees it: waits the drawn latency, then answers
+    /// the fault to inject, if any.
+    pub async fn sql_call(&self) -> Option<SqlFault> {
+        let decision = self.sql();
+        if !decision.delay.is_zero() {
+            tokio::time::sleep(decision.delay).await;
+        }
+        decision.fail
+    }
+
     /// Whether the next outgoing HTTP request fails (`internal`: a `*.spin.internal` call).
     pub fn outbound(&self, internal: bool) -> bool {
         let (stream, share) = if internal {

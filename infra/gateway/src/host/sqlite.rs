@@ -148,11 +148,7 @@ impl HostState {
         faults: &crate::faults::Faults,
         connection: &Resource<SqliteConnection>,
     ) -> wasmtime::Result<Option<Error>> {
-        let decision = faults.sql();
-        if !decision.delay.is_zero() {
-            tokio::time::sleep(decision.delay).await;
-        }
-        let Some(fault) = decision.fail else {
+        let Some(fault) = faults.sql_call().await else {
             return Ok(None);
         };
         let entry = self.table.get_mut(connection)?;

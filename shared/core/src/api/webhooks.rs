@@ -237,7 +237,8 @@ impl OriginPattern {
             Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| bad())?)),
             None => (rest, Some(default_port)),
         };
-        let wildcard_ok = host == "*" || !host.trim_start_matches("*.").contains('*');
+        // One leading `*.` at most: `*.*.example` is no pattern Spin documents.
+        let wildcard_ok = host == "*" || !host.strip_prefix("*.").unwrap_or(host).contains('*');
         if host.is_empty() || host.contains('/') || !wildcard_ok {
             return Err(bad());
         }
@@ -353,6 +354,8 @@ mod tests {
             "crm.example",
             "ftp://x",
             "https://a*b.example",
+            "https://*.*.example",
+            "https://*.a.*.example",
             "https://x:port",
         ] {
             assert!(OriginPattern::parse_list(bad).is_err(), "{bad}");
