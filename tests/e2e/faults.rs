@@ -9,16 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use courier_store::native::NativeSqlite;
-use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
 use serde_json::{Value, json};
 
 use crate::client::{INTERNAL_SECRET, JWT_SECRET, admin_token};
-use crate::harness::{Gateway, call, courier_command, database_url, get, prepared_manifest};
+use crate::harness::{Gateway, call, courier_command, get, prepared_manifest, store_at};
 use crate::webhooks::{Mode, Receiver};
 
 mod verify;
@@ -155,19 +152,6 @@ fn env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     ];
     env.extend_from_slice(extra);
     env
-}
-
-/// The store of a gateway's data directory, opened beside it (the gateway may be
-/// stopped): its SQLite file, or the PostgreSQL database the harness named there.
-fn store_at(data: &Path) -> Box<dyn Sql> {
-    match courier_store::testdb::postgres_url() {
-        Some(server) => {
-            let name = std::fs::read_to_string(data.join("e2e-postgres-database")).unwrap();
-            let (url, _) = database_url(&server, name.trim());
-            Box::new(NativePostgres::connect(&url).unwrap())
-        }
-        None => Box::new(NativeSqlite::open(&data.join("sqlite_db.db")).unwrap()),
-    }
 }
 
 #[test]

@@ -124,7 +124,8 @@ impl PgDatabase {
                 name
             }
         };
-        let (url, host) = database_url(server, &name);
+        let (url, host) = courier_store::testdb::on_database(server, &name)
+            .unwrap_or_else(|e| panic!("COURIER_TEST_DATABASE_URL: {e}"));
         Self {
             server: server.to_string(),
             name,
@@ -143,28 +144,18 @@ impl PgDatabase {
     }
 }
 
-/// `server` (a `postgres://` URL) with its database replaced by `name`, and the
-/// server's `host:port`.
-pub fn database_url(server: &str, name: &str) -> (String, String) {
-    let rest = server
-        .strip_prefix("postgres://")
-        .or_else(|| server.strip_prefix("postgresql://"))
-        .unwrap_or_else(|| panic!("COURIER_TEST_DATABASE_URL must be a postgres:// URL: {server}"));
-    let (authority, query) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, path.split_once('?').map(|(_, q)| q)),
-        None => (rest, None),
-    };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5432")
-    };
-    let url = match query {
-        Some(q) => format!("postgres://{authority}/{name}?{q}"),
-        None => format!("postgres://{authority}/{name}"),
-    };
-    (url, host)
+/// The store of a gateway's data directory, opened beside it (the gateway may be
+/// stopped): its SQLite file, or the PostgreSQL database the harness named there.
+pub fn store_at(data: &Path) -> Box<dyn Sql> {
+    match courier_store::testdb::postgres_url() {
+        Some(server) => {
+            let pg = PgDatabase::for_data_dir(&server, data);
+            Box::new(NativePostgres::connect(&pg.url).expect("connect to the gateway's database"))
+        }
+        None => Box::new(
+            NativeSqlite::open(&data.join("sqlite_db.db")).expect("open the gateway's database"),
+        ),
+    }
 }
 
 impl Gateway {

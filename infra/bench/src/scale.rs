@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use courier_gateway::bench::{Fixture, messaging};
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
@@ -352,7 +352,7 @@ pub struct Database {
 impl Database {
     pub fn create(server: &str) -> Result<Self> {
         let name = courier_store::testdb::unique_name("courier_bench_");
-        let (url, host) = on_database(server, &name)?;
+        let (url, host) = courier_store::testdb::on_database(server, &name)?;
         NativePostgres::connect(server)
             .and_then(|admin| admin.execute(&format!("CREATE DATABASE {name}"), &[]))
             .map_err(|e| anyhow::anyhow!("creating database {name} on {server}: {e}"))?;
@@ -377,49 +377,5 @@ impl Drop for Database {
         if let Err(e) = dropped {
             eprintln!("could not drop database {}: {e}", self.name);
         }
-    }
-}
-
-/// `server` (a `postgres://` URL) with its database replaced by `name`, and the
-/// server's `host:port`.
-fn on_database(server: &str, name: &str) -> Result<(String, String)> {
-    let Some(rest) = server
-        .strip_prefix("postgres://")
-        .or_else(|| server.strip_prefix("postgresql://"))
-    else {
-        bail!("the database URL must be a postgres:// URL: {server}");
-    };
-    let (authority, after) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let query = after.split_once('?').map(|(_, q)| q);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() {
-        bail!("the database URL names no host: {server}");
-    }
-    let host = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:5432")
-    };
-    let url = match query {
-        Some(q) => format!("postgres://{authority}/{name}?{q}"),
-        None => format!("postgres://{authority}/{name}"),
-    };
-    Ok((url, host))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_url_gets_the_new_name_and_the_host_a_port() {
-        let (url, host) =
-            on_database("postgres://postgres@127.0.0.1:5433/courier_test", "b1").expect("parses");
-        assert_eq!(url, "postgres://postgres@127.0.0.1:5433/b1");
-        assert_eq!(host, "127.0.0.1:5433");
-        let (url, host) = on_database("postgresql://u:p@db?sslmode=disable", "b2").expect("parses");
-        assert_eq!(url, "postgres://u:p@db/b2?sslmode=disable");
-        assert_eq!(host, "db:5432");
-        assert!(on_database("mysql://x/y", "b3").is_err());
     }
 }

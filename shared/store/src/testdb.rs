@@ -47,6 +47,33 @@ pub fn postgres_url() -> Option<String> {
     std::env::var(ENV).ok().filter(|url| !url.trim().is_empty())
 }
 
+/// `server` (a `postgres://` URL) with its database replaced by `name`, and the
+/// server's `host:port` (port 5432 if the URL names none), for a gateway's
+/// `database_url` and `database_host` on a database of its own.
+pub fn on_database(server: &str, name: &str) -> Result<(String, String), SqlError> {
+    let bad = |why: &str| SqlError::Other(format!("{why}: {server}"));
+    let rest = server
+        .strip_prefix("postgres://")
+        .or_else(|| server.strip_prefix("postgresql://"))
+        .ok_or_else(|| bad("the database URL must be a postgres:// URL"))?;
+    let (authority, after) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let query = after.split_once('?').map(|(_, q)| q);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return Err(bad("the database URL names no host"));
+    }
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
+    let url = match query {
+        Some(q) => format!("postgres://{authority}/{name}?{q}"),
+        None => format!("postgres://{authority}/{name}"),
+    };
+    Ok((url, host))
+}
+
 impl TestDb {
     /// A SQLite file in a fresh temporary directory (removed on drop).
     pub fn sqlite() -> Result<Self, SqlError> {
@@ -120,5 +147,22 @@ impl Drop for TestDb {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_gets_the_new_name_and_the_host_a_port() {
+        let (url, host) =
+            on_database("postgres://postgres@127.0.0.1:5433/courier_test", "b1").expect("parses");
+        assert_eq!(url, "postgres://postgres@127.0.0.1:5433/b1");
+        assert_eq!(host, "127.0.0.1:5433");
+        let (url, host) = on_database("postgresql://u:p@db?sslmode=disable", "b2").expect("parses");
+        assert_eq!(url, "postgres://u:p@db/b2?sslmode=disable");
+        assert_eq!(host, "db:5432");
+        assert!(on_database("mysql://x/y", "b3").is_err());
     }
 }
