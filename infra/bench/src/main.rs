@@ -15,7 +15,7 @@
 //! - [`load`]: the closed-loop HTTP/1.1 load generator and its statistics.
 //! - [`native`]: the native baseline server.
 //! - [`gateway`]: building the component, starting the gateway, instantiation timing.
-//! - [`machine`]: machine facts and per-thread CPU accounting.
+//! - `courier_gateway::bench::machine`: machine facts and per-thread CPU accounting.
 //! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
 //!   gateways on one PostgreSQL.
 //! - `courier-bench soak` runs `courier_gateway::bench::soak` against the `courier`
@@ -23,7 +23,6 @@
 
 mod gateway;
 mod load;
-mod machine;
 mod native;
 mod scale;
 
@@ -38,7 +37,9 @@ use courier_gateway::bench;
 use tokio::runtime::Runtime;
 
 use crate::load::{Load, Outcome};
-use crate::machine::{GATEWAY_THREADS, LOAD_THREADS, Machine, NATIVE_THREADS};
+use courier_gateway::bench::machine::{
+    self, GATEWAY_THREADS, LOAD_THREADS, Machine, NATIVE_THREADS,
+};
 
 #[derive(Parser)]
 #[command(

@@ -22,7 +22,7 @@ use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
 use tokio::runtime::Runtime;
 
-use crate::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
+use courier_gateway::bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
 
 pub struct Options {
     pub users: usize,

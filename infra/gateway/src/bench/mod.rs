@@ -7,6 +7,8 @@
 //! # Layout
 //! - `mod.rs`: the fixture (gateway on port 0 in a temp data dir) and the report.
 //! - `client.rs`: keep-alive HTTP/1.1 connections, closed loops, percentiles.
+//! - `machine.rs`: machine facts and CPU accounting from `/proc` (threads, processes,
+//!   the whole machine), load averages.
 //! - `messaging.rs`: sends/s, sync polls/s, long-poll wake latency.
 //! - `queue.rs`: 10,000-member fan-out time, 1:1 latency during fan-out, receipt
 //!   writes merged vs unmerged.
@@ -17,6 +19,7 @@
 //!   delivery check.
 
 pub mod client;
+pub mod machine;
 pub mod messaging;
 pub mod push;
 pub mod queue;

@@ -289,7 +289,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
     );
     let mix = populate(&courier, opts).await?;
     let warmup = opts.warmup.min(opts.seconds / 4);
-    let load_before = process::load_average();
+    let load_before = super::machine::loadavg();
     let started = Instant::now();
     let measured = (
         started + Duration::from_secs(warmup),
@@ -341,7 +341,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
     );
     while requests.join_next().await.is_some() {}
     let gateway_alive = courier.exited()?.is_none();
-    let load_after = process::load_average();
+    let load_after = super::machine::loadavg();
     let shared = Arc::into_inner(shared).context("a request is still running")?;
     let mix = shared.mix.into_inner().unwrap_or_else(|e| e.into_inner());
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// `/proc` reports CPU time in USER_HZ ticks, which Linux fixes at 100 a second.
-const TICK: Duration = Duration::from_millis(10);
+use crate::bench::machine::process_cpu;
+
 /// How long `courier up` may take to build and load the components.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -214,25 +214,12 @@ impl Sample {
             hwm_kib: kib("VmHWM:"),
             anon_kib: kib("RssAnon:"),
             peak_in_flight: 0,
-            gateway_cpu: cpu(&format!("/proc/{pid}/stat")),
-            own_cpu: cpu("/proc/self/stat"),
+            gateway_cpu: process_cpu(&format!("/proc/{pid}/stat")),
+            own_cpu: process_cpu("/proc/self/stat"),
             machine_busy,
             machine_total,
         })
     }
-}
-
-/// User + system CPU time of the process whose `stat` file is `path` (0 if gone).
-fn cpu(path: &str) -> Duration {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // The command name may hold spaces and parentheses; the fields after it do not.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
-    // Fields 14 (utime) and 15 (stime) of proc(5), counted from `state` (field 3).
-    TICK * (ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0))
 }
 
 /// Busy (everything but idle and iowait) and total ticks of all CPUs.
@@ -252,13 +239,6 @@ fn machine_ticks() -> (u64, u64) {
     let total: u64 = ticks.iter().take(8).sum();
     let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
     (total.saturating_sub(idle), total)
-}
-
-/// `/proc/loadavg`'s three load averages.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// The least-squares slope of `ys` over `xs`; `None` for fewer than two distinct xs.

@@ -78,6 +78,15 @@ pub fn cpu_by_thread() -> Result<HashMap<String, Duration>> {
     Ok(out)
 }
 
+/// User + system CPU time of the process or thread whose `stat` file is `path` (zero
+/// if it is gone).
+pub fn process_cpu(path: &str) -> Duration {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .map_or(Duration::ZERO, |(_, cpu)| cpu)
+}
+
 /// The thread name and CPU time of a `stat` line: `pid (comm) state … utime stime …`.
 fn parse_stat(stat: &str) -> Option<(String, Duration)> {
     let open = stat.find('(')?;
