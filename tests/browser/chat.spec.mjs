@@ -467,6 +467,11 @@ try {
     }));
     await cdp.send('ServiceWorker.enable');
     const registrationId = await registration;
+    // A push delivered while the worker is still installing is dropped: wait until it
+    // is active, as a push service only pushes to an active subscription's worker.
+    await eventually(async () => assertEqual(
+      await pageA.evaluate(async () => (await navigator.serviceWorker.ready).active?.state),
+      'activated', 'service worker state'));
     await cdp.send('ServiceWorker.deliverPushMessage', {
       origin: base, registrationId, data: JSON.stringify({ unread: 3, conv: dm }),
     });
