@@ -168,8 +168,7 @@ fn kill_and_restart(
 ) -> Kill {
     let at = began.elapsed();
     let attempts = w.counts.attempts.load(Ordering::Relaxed);
-    gw.child.kill().expect("SIGKILL the gateway");
-    let _ = gw.child.wait();
+    gw.sigkill();
     let crowd_holders = holders(db, crowd_msg);
     let data = gw.take_data();
     let restarting = Instant::now();

@@ -15,7 +15,9 @@ use courier_store::sql::Sql;
 use serde_json::{Value, json};
 
 use crate::client::{INTERNAL_SECRET, JWT_SECRET, admin_token};
-use crate::harness::{Gateway, call, courier_command, get, prepared_manifest, store_at};
+use crate::harness::{
+    Gateway, call, courier_command, gateway_only, get, prepared_manifest, store_at,
+};
 use crate::webhooks::{Mode, Receiver};
 
 mod verify;
@@ -28,6 +30,9 @@ const PROBE: &str = "tests/fixtures/probe.toml";
 
 #[test]
 fn an_invalid_fault_spec_stops_courier_up_before_it_binds() {
+    if gateway_only("fault injection") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let manifest = prepared_manifest("spin.toml", dir.path());
     for (spec, reason) in [
@@ -70,6 +75,9 @@ fn an_invalid_fault_spec_stops_courier_up_before_it_binds() {
 
 #[test]
 fn the_probe_sees_injected_sql_and_outbound_faults_and_metrics_count_them() {
+    if gateway_only("fault injection") {
+        return;
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let gw = Gateway::start(
@@ -156,6 +164,9 @@ fn env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 
 #[test]
 fn under_sql_faults_every_answer_tells_the_truth_after_a_restart() {
+    if gateway_only("fault injection") {
+        return;
+    }
     let seed: u64 = std::env::var("COURIER_TEST_FAULTS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

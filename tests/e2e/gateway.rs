@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Gateway, call, courier_command, get, prepared_manifest};
+use crate::harness::{Gateway, call, courier_command, gateway_only, get, prepared_manifest};
 
 const SECRETS: &[(&str, &str)] = &[
     (
@@ -76,6 +76,9 @@ fn healthz_answers_cors_preflight_like_every_api_route() {
 
 #[test]
 fn missing_required_variable_fails_start_up_with_a_clear_message() {
+    if gateway_only("courier up's start-up errors") {
+        return;
+    }
     let data = tempfile::tempdir().unwrap();
     let manifest = prepared_manifest("spin.toml", data.path());
     let output = courier_command(&manifest, data.path(), &[], &["--no-dev-secrets"])
@@ -99,6 +102,9 @@ fn missing_required_variable_fails_start_up_with_a_clear_message() {
 
 #[test]
 fn without_secrets_development_secrets_are_generated_once() {
+    if gateway_only("courier up's development secrets") {
+        return;
+    }
     let gw = Gateway::start("spin.toml", &[]);
     assert_eq!(get(&gw.url("/healthz")).status, 200);
     let secrets = std::fs::read_to_string(gw.data.path().join("dev-secrets.json")).unwrap();
@@ -109,6 +115,9 @@ fn without_secrets_development_secrets_are_generated_once() {
 
 #[test]
 fn configuration_errors_exit_non_zero_before_listening() {
+    if gateway_only("courier up's start-up errors") {
+        return;
+    }
     let data = tempfile::tempdir().unwrap();
     let cases: Vec<(String, &str)> = vec![
         ("spin_manifest_version = 2\n[application]\nname = 1\n".into(), "invalid manifest"),
@@ -137,6 +146,9 @@ fn configuration_errors_exit_non_zero_before_listening() {
 
 #[test]
 fn port_in_use_is_a_one_line_start_up_error() {
+    if gateway_only("courier up's start-up errors") {
+        return;
+    }
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let data = tempfile::tempdir().unwrap();
@@ -158,6 +170,9 @@ fn port_in_use_is_a_one_line_start_up_error() {
 
 #[test]
 fn metrics_count_requests_by_component_and_status() {
+    if gateway_only("the gateway's /metrics") {
+        return;
+    }
     let gw = Gateway::start("spin.toml", SECRETS);
     for _ in 0..3 {
         get(&gw.url("/healthz"));
@@ -195,6 +210,9 @@ fn metrics_count_requests_by_component_and_status() {
 
 #[test]
 fn logs_carry_request_fields_and_never_the_token() {
+    if gateway_only("the gateway's logs") {
+        return;
+    }
     let gw = Gateway::start("spin.toml", SECRETS);
     let token = "Bearer secret-token-value-must-not-be-logged";
     call(
@@ -223,6 +241,9 @@ fn logs_carry_request_fields_and_never_the_token() {
 
 #[test]
 fn oversized_body_is_refused_with_413() {
+    if gateway_only("--max-body-bytes") {
+        return;
+    }
     let gw = Gateway::start_with("spin.toml", SECRETS, &["--max-body-bytes", "1024"]);
     let reply = call("POST", &gw.url("/healthz"), &[], Some(&[b'x'; 4096]));
     assert_eq!(reply.status, 413);

@@ -11,6 +11,14 @@
 //! of its own (created on start, named in its data directory so a restart on that
 //! directory finds it, dropped with the gateway) instead of its SQLite file: the
 //! whole suite then runs on PostgreSQL, tests still independent and parallel.
+//!
+//! With `COURIER_TEST_HOST=spin`, every app is served by real Spin instead (`spin up`
+//! on the same prepared manifest and wasm, its state directory as the data directory,
+//! so `sqlite_db.db` is where it is for the gateway), with a `courier drain` loop
+//! beside it standing in for the gateway's drainer. `spin` comes from `PATH`, else
+//! `../shared/tools/spin/spin` beside the repository. Tests about the gateway itself
+//! (its flags, logs, metrics, fault injection) call [`gateway_only`] and return early
+//! there. Both dimensions combine: Spin on PostgreSQL is one more run.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -83,10 +91,59 @@ pub fn prepared_manifest(manifest: &str, dir: &Path) -> PathBuf {
     path
 }
 
-/// A running gateway process; killed when dropped.
+/// The host that serves the apps of this test run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// `courier up`, the local gateway (the default).
+    Gateway,
+    /// Real Spin: `spin up` (`COURIER_TEST_HOST=spin`).
+    Spin,
+}
+
+/// The host of this run, from `COURIER_TEST_HOST` (`courier`, the default, or `spin`).
+pub fn host() -> Host {
+    match std::env::var("COURIER_TEST_HOST").as_deref() {
+        Err(_) | Ok("") | Ok("courier") | Ok("gateway") => Host::Gateway,
+        Ok("spin") => Host::Spin,
+        Ok(other) => panic!("COURIER_TEST_HOST={other}: expected `courier` or `spin`"),
+    }
+}
+
+/// For a test about the gateway itself (its flags, logs, metrics, fault injection,
+/// its drainer): under Spin it says so and returns `true`, and the test returns.
+pub fn gateway_only(what: &str) -> bool {
+    let skip = host() == Host::Spin;
+    if skip {
+        eprintln!("gateway-only ({what}): not run on Spin");
+    }
+    skip
+}
+
+/// The Spin CLI: `spin` on `PATH`, else `../shared/tools/spin/spin` beside the
+/// repository.
+pub fn spin_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("spin"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let beside = root().join("../shared/tools/spin/spin");
+        beside.is_file().then_some(beside)
+    })
+}
+
+/// Flags of `courier up` that Spin's `spin up` takes with the same meaning.
+const SHARED_FLAGS: &[&str] = &["--runtime-config-file"];
+
+/// A running app host (`courier up`, or `spin up` and its drain loop); killed when
+/// dropped.
 pub struct Gateway {
     pub base: String,
+    pub host: Host,
     pub child: Child,
+    /// Under Spin: the `courier drain` loop beside it.
+    drain: Option<Child>,
     pub data: tempfile::TempDir,
     /// The PostgreSQL database this gateway stores into, if the tests run on one;
     /// dropped with the gateway if `owns_database` (unless its data directory was
@@ -203,9 +260,13 @@ impl Gateway {
             env.push(("SPIN_VARIABLE_DATABASE_URL", &pg.url));
             env.push(("SPIN_VARIABLE_DATABASE_HOST", &pg.host));
         }
-        let mut child = courier_command(&manifest, data.path(), &env, args)
-            .spawn()
-            .expect("start courier");
+        let host = host();
+        let mut child = match host {
+            Host::Gateway => courier_command(&manifest, data.path(), &env, args),
+            Host::Spin => spin_command(&manifest, data.path(), &env, args),
+        }
+        .spawn()
+        .expect("start the app host");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let (err_tx, err_rx) = mpsc::channel();
@@ -219,22 +280,29 @@ impl Gateway {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("courier: listening on ") {
-                    let _ = tx.send(addr.to_string());
+                // `courier: listening on http://…`; Spin: `Serving http://…`.
+                let addr = line
+                    .strip_prefix("courier: listening on ")
+                    .or_else(|| line.trim_start().strip_prefix("Serving "));
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr.trim().to_string());
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+        let base = match rx.recv_timeout(Duration::from_secs(180)) {
             Ok(base) => base,
             Err(_) => {
                 let _ = child.kill();
                 let log: Vec<String> = err_rx.try_iter().collect();
-                panic!("gateway did not start:\n{}", log.join("\n"));
+                panic!("{host:?} did not start:\n{}", log.join("\n"));
             }
         };
+        let drain = (host == Host::Spin).then(|| drain_loop(&base, &env));
         Self {
             base,
+            host,
             child,
+            drain,
             data,
             postgres,
             owns_database,
@@ -322,10 +390,28 @@ impl Gateway {
     }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
+impl Gateway {
+    /// SIGKILLs the host and waits for it: under Spin its whole process group (`spin
+    /// up` runs the app in a child process of its own, `spin trigger http`), and the
+    /// drain loop with it.
+    pub fn sigkill(&mut self) {
+        if let Some(mut drain) = self.drain.take() {
+            let _ = drain.kill();
+            let _ = drain.wait();
+        }
+        if self.host == Host::Spin {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.sigkill();
         if let Some(pg) = self.postgres.take()
             && self.owns_database
         {
@@ -362,6 +448,57 @@ pub fn courier_command(
         cmd.env(k, v);
     }
     cmd
+}
+
+/// `spin up` on a prepared manifest, its state in `data`, without starting it. Only
+/// the flags both hosts share may be passed; a test that needs another is about the
+/// gateway and must say so with [`gateway_only`].
+fn spin_command(manifest: &Path, data: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let spin = spin_binary()
+        .expect("COURIER_TEST_HOST=spin, but no `spin` on PATH nor ../shared/tools/spin/spin");
+    let mut cmd = Command::new(spin);
+    cmd.arg("up")
+        .arg("--from")
+        .arg(manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(data);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        assert!(
+            SHARED_FLAGS.contains(flag),
+            "`{flag}` is a flag of `courier up` only: the test is gateway-only"
+        );
+        cmd.arg(flag);
+        if let Some(value) = rest.next() {
+            cmd.arg(value);
+        }
+    }
+    // A process group of its own, so that `sigkill` reaches `spin trigger http` too.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// The drain loop that stands in for the gateway's drainer beside Spin: `courier
+/// drain` against the app, with the app's internal secret, every 50 ms.
+fn drain_loop(base: &str, env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
+    cmd.args(["drain", "--url", base, "--every", "50ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        if *k == "SPIN_VARIABLE_INTERNAL_SECRET" {
+            cmd.env(k, v);
+        }
+    }
+    cmd.spawn().expect("start `courier drain`")
 }
 
 /// A response as the tests look at it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use courier_store::sql::Sql;
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, call, get};
+use crate::harness::{Gateway, call, gateway_only, get};
 
 const PROBE: &str = "tests/fixtures/probe.toml";
 const SECRET: (&str, &str) = ("SPIN_VARIABLE_SECRET", "probe-secret");
@@ -279,6 +279,9 @@ fn spin_route_headers_reach_the_component() {
 
 #[test]
 fn a_guest_that_never_returns_is_stopped_by_the_request_timeout() {
+    if gateway_only("--request-timeout") {
+        return;
+    }
     let gw = Gateway::start_with(PROBE, &[SECRET], &["--request-timeout", "1"]);
     let started = Instant::now();
     let reply = get(&gw.url("/probe/spin"));
@@ -291,6 +294,9 @@ fn a_guest_that_never_returns_is_stopped_by_the_request_timeout() {
 
 #[test]
 fn request_bodies_within_the_limit_reach_the_guest() {
+    if gateway_only("--max-body-bytes") {
+        return;
+    }
     let gw = Gateway::start_with(PROBE, &[SECRET], &["--max-body-bytes", "2048"]);
     let ok = call(
         "POST",
@@ -310,6 +316,9 @@ fn request_bodies_within_the_limit_reach_the_guest() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
+    if gateway_only("the gateway's graceful shutdown") {
+        return;
+    }
     let port = echo_server(Duration::from_millis(1500));
     let mut gw = Gateway::start(
         PROBE,

@@ -2,7 +2,6 @@
 //! gateway, and read receipts and recall flow through the worker.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -118,11 +117,7 @@ fn ten_thousand_member_fan_out_survives_sigkill_and_completes_exactly_once() {
     loop {
         let n = holders(&*db, &msg_id);
         if n > 200 {
-            Command::new("kill")
-                .args(["-KILL", &gw.child.id().to_string()])
-                .status()
-                .unwrap();
-            let _ = gw.child.wait();
+            gw.sigkill();
             break;
         }
         assert!(Instant::now() < deadline, "the fan-out did not start");

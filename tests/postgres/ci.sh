@@ -6,6 +6,8 @@
 # and stops the cluster on the way out, whatever happens.
 #
 #   tests/postgres/ci.sh [extra cargo test arguments]
+#   tests/postgres/ci.sh --run <command> [args]   (any command instead, with
+#                                                  COURIER_TEST_DATABASE_URL set)
 #
 # COURIER_PG_PORT (default 5439) and COURIER_PG_DATA (default: a fresh temporary
 # directory, removed afterwards) choose the cluster.
@@ -38,5 +40,11 @@ stop() {
 trap stop EXIT
 
 url="$(tests/postgres/start.sh "$data" "$port" | tail -n 1)"
-echo "postgres: running the workspace tests against $url"
-COURIER_TEST_DATABASE_URL="$url" cargo test --workspace "$@"
+if [[ "${1:-}" == "--run" ]]; then
+    shift
+    echo "postgres: running \`$*\` against $url"
+    COURIER_TEST_DATABASE_URL="$url" "$@"
+else
+    echo "postgres: running the workspace tests against $url"
+    COURIER_TEST_DATABASE_URL="$url" cargo test --workspace "$@"
+fi

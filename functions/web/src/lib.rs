@@ -33,13 +33,21 @@ use crate::assets::{Asset, not_modified};
 ///   and workers only); the service worker may control `/` (`Service-Worker-Allowed`).
 /// - An unknown file → 404 `not_found` in the API error shape.
 /// - Any method but `GET` and `HEAD` → 405 `method_not_allowed` with `Allow`.
+///
+/// # Any other path
+/// The manifest's catch-all route (`/...`) lands here too, so that a path no route
+/// serves gets the API's 404 (`not_found`, JSON) on every host, whatever the method,
+/// rather than the host's own empty 404.
 #[http_component]
 fn web(req: Request) -> Response {
+    let path = req.path();
+    if !is_own_path(path) {
+        return error(&Error::NotFound(format!("no route for {path}")));
+    }
     const ALLOWED: &[Method] = &[Method::Get, Method::Head];
     if !ALLOWED.contains(req.method()) {
         return method_not_allowed(ALLOWED);
     }
-    let path = req.path();
     let Some(asset) = assets::find(path) else {
         return error(&Error::NotFound(format!("no file {path}")));
     };
@@ -53,6 +61,11 @@ fn web(req: Request) -> Response {
         asset.body.to_vec()
     };
     answer(asset, 200, body)
+}
+
+/// The paths of the client itself: the page and everything under `/web`.
+fn is_own_path(path: &str) -> bool {
+    path == "/" || path == "/web" || path.starts_with("/web/")
 }
 
 /// A 200 or 304 for `asset`. A 304 repeats the validator and the caching headers

@@ -14,6 +14,7 @@
 //! - [`server`]: the loaded app: engine, pre-instances, routing, limits, one store a request.
 //! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
 //! - [`drainer`]: the gateway's queue timer (calls the worker's drain route).
+//! - [`drain`]: `courier drain`, the same loop over HTTP against any deployment.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`faults`]: fault injection for proof tests (`--faults` / `COURIER_FAULTS`, off by default).
 //! - [`token`]: development JWTs.
@@ -22,6 +23,7 @@
 
 pub mod bench;
 pub mod builder;
+pub mod drain;
 pub mod drainer;
 pub mod faults;
 pub mod host;

@@ -1,7 +1,7 @@
 //! The `courier` command: `courier up` serves the app, `courier token` mints a
 //! development JWT.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -57,6 +57,30 @@ enum Command {
         /// `sql=0.05,latency=0-20ms,outbound=0.3,seed=42` (see README, "Fault injection").
         #[arg(long, env = "COURIER_FAULTS", value_parser = parse_faults)]
         faults: Option<FaultConfig>,
+    },
+    /// Drain the app's queue over HTTP (`POST <url>/internal/drain`) until nothing is
+    /// due; with `--every`, forever. For Spin, which has no drainer of its own: run it
+    /// beside `spin up`, as a sidecar, a systemd timer or a CronJob.
+    Drain {
+        /// The app's base URL, e.g. `http://127.0.0.1:3000`.
+        #[arg(long)]
+        url: String,
+        /// Keep draining, this long apart while the queue is idle (`1s`, `250ms`)
+        /// [default: drain until nothing is due, then exit].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Option<Duration>,
+        /// The app's `internal_secret` [default: the development secret of `--data`].
+        #[arg(long, env = "SPIN_VARIABLE_INTERNAL_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Limit of one drain request, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// The Spin manifest (for development secrets).
+        #[arg(long, default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Data directory (for development secrets).
+        #[arg(long, default_value = ".courier")]
+        data: PathBuf,
     },
     /// Print a development JWT signed with the app's `jwt_secret`.
     Token {
@@ -149,6 +173,25 @@ fn run(cli: Cli) -> Result<()> {
                 .await
             })
         }
+        Command::Drain {
+            url,
+            every,
+            secret,
+            timeout,
+            manifest,
+            data,
+        } => {
+            let secret = match secret {
+                Some(secret) => secret,
+                None => dev_variable(&manifest, &data, "internal_secret")?,
+            };
+            courier_gateway::drain::run(&courier_gateway::drain::DrainOptions {
+                url,
+                secret,
+                every,
+                timeout: Duration::from_secs(timeout),
+            })
+        }
         Command::Token {
             uid,
             admin,
@@ -157,13 +200,9 @@ fn run(cli: Cli) -> Result<()> {
             manifest,
             data,
         } => {
-            let manifest = courier_gateway::manifest::Manifest::load(&manifest)?;
-            let variables = resolve_variables(&manifest, &data, true, &Default::default())?;
-            let secret = variables
-                .get("jwt_secret")
-                .ok_or_else(|| anyhow::anyhow!("the manifest has no `jwt_secret` variable"))?;
+            let secret = dev_variable(&manifest, &data, "jwt_secret")?;
             let token = courier_gateway::token::mint(
-                secret,
+                &secret,
                 &uid,
                 device.as_deref(),
                 admin,
@@ -173,4 +212,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A variable of the app as `courier up` would resolve it on `data` (its environment,
+/// else the development secrets there).
+fn dev_variable(manifest: &Path, data: &Path, name: &str) -> Result<String> {
+    let manifest = courier_gateway::manifest::Manifest::load(manifest)?;
+    let variables = resolve_variables(&manifest, data, true, &Default::default())?;
+    variables
+        .get(name)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the manifest has no `{name}` variable"))
 }

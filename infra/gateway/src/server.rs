@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -193,6 +193,7 @@ impl App {
                     .for_component(&component.variables)
                     .with_context(|| format!("component `{id}`: variables"))?,
             };
+            check_database_grant(id, &grants)?;
             components.insert(
                 id.clone(),
                 Loaded {
@@ -622,4 +623,38 @@ fn text_response(status: StatusCode, body: String) -> Response<HyperOutgoingBody
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// A component whose `database_url` names a PostgreSQL server must be granted that
+/// server by its `allowed_outbound_hosts` (`postgres://{{ database_host }}` in
+/// courier's manifest): Spin refuses the connection otherwise, and so would every
+/// request. Caught here, before the port is bound, naming both variables.
+fn check_database_grant(id: &str, grants: &Grants) -> Result<()> {
+    let Some(url) = grants.variables.get("database_url").map(|u| u.trim()) else {
+        return Ok(());
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    // Parsed as the connection will be: what is refused here would be refused there.
+    let address = crate::pg_pool::Address::parse(url)
+        .map_err(|e| anyhow!("component `{id}`: database_url: {e}"))?;
+    let refused = address.endpoints.iter().find(|(host, port)| {
+        !grants
+            .allowed_outbound_hosts
+            .allows("postgres", host, *port)
+    });
+    let Some((host, port)) = refused else {
+        return Ok(());
+    };
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    bail!(
+        "component `{id}`: database_url names the PostgreSQL server {shown}, which its \
+         allowed_outbound_hosts do not grant: set database_host to `{shown}` \
+         (SPIN_VARIABLE_DATABASE_HOST={shown}) beside database_url"
+    )
 }

@@ -9,12 +9,40 @@ pub struct SpinSqlite {
 }
 
 impl SpinSqlite {
-    /// Opens the `default` database and applies pending migrations.
+    /// Opens the `default` database, applies the connection settings and pending
+    /// migrations.
     pub fn open_default() -> Result<Self, SqlError> {
         let conn = Connection::open_default().map_err(to_sql_error)?;
         let this = Self { conn };
+        this.configure();
         courier_store::schema::migrate(&this)?;
         Ok(this)
+    }
+
+    /// The settings the local gateway gives its pooled connections, applied by the
+    /// component itself because a host may not: Spin opens a fresh connection per
+    /// `open` with SQLite's defaults (a rollback journal, `synchronous=FULL`).
+    /// - `journal_mode=WAL`: readers run beside the writer, and a commit appends to
+    ///   the log instead of rewriting pages through a journal. It is a property of the
+    ///   file, so after the first open this is a no-op that takes no lock.
+    /// - `synchronous=NORMAL`: no fsync per commit in WAL mode; every committed
+    ///   transaction survives a process crash (an OS crash can lose the last ones).
+    ///   Per connection.
+    /// - `busy_timeout`: a writer waits up to 5 s for another's lock before
+    ///   `SQLITE_BUSY`, as on the gateway. Per connection.
+    ///
+    /// Best effort: a host that refuses a pragma (a remote libSQL database, say)
+    /// keeps its own settings, and the store works either way.
+    fn configure(&self) {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA busy_timeout = 5000",
+        ] {
+            if let Err(e) = self.query(pragma, &[]) {
+                eprintln!("courier: {pragma}: {e}");
+            }
+        }
     }
 }
 
