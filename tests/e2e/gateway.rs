@@ -213,6 +213,8 @@ fn metrics_count_requests_by_component_and_status() {
     for _ in 0..3 {
         get(&gw.url("/healthz"));
     }
+    // Paths off the API reach the manifest's `/...` catch-all, the web component's
+    // JSON 404.
     get(&gw.url("/nowhere"));
     // The queue drainer runs the worker now and then; wait for it to be idle.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -234,7 +236,7 @@ fn metrics_count_requests_by_component_and_status() {
     assert!(
         metrics
             .body
-            .contains("courier_requests_total{component=\"(gateway)\",status=\"404\"} 1")
+            .contains("courier_requests_total{component=\"web\",status=\"404\"} 1")
     );
     assert!(
         metrics
