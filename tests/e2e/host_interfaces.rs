@@ -49,15 +49,34 @@ fn postgres_functions_transactions_and_errors_behave_like_spin() {
     let gw = Gateway::start(PROBE, &[SECRET]);
     let seen = probe(&gw, "postgres");
     let text = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    // Spin's words for a denied address; the gateway adds where to grant it.
     assert!(
-        text("open_denied").starts_with("connection-failed:")
-            && text("open_denied").contains("allowed_outbound_hosts"),
+        text("open_denied").starts_with(
+            "connection-failed: address postgres://denied.invalid:5432 is not permitted"
+        ),
         "{seen}"
     );
     assert!(
-        text("open_tls_required").contains("sslmode=require"),
+        text("open_tls_required").starts_with("connection-failed:"),
         "{seen}"
     );
+    match crate::harness::host() {
+        // The gateway has no TLS to PostgreSQL and says so; Spin tries TLS, which
+        // the test server does not offer.
+        crate::harness::Host::Gateway => {
+            assert!(
+                text("open_denied").contains("allowed_outbound_hosts"),
+                "{seen}"
+            );
+            assert!(
+                text("open_tls_required").contains("sslmode=require"),
+                "{seen}"
+            );
+        }
+        crate::harness::Host::Spin => {
+            assert!(text("open_tls_required").contains("TLS"), "{seen}");
+        }
+    }
     assert_eq!(seen["open"], "ok", "{seen}");
     assert_eq!(seen["create"], "ok", "{seen}");
     assert_eq!(seen["insert"], "ok", "{seen}");
@@ -87,7 +106,7 @@ fn postgres_functions_transactions_and_errors_behave_like_spin() {
         "every value type survives a round trip"
     );
     assert!(
-        text("wrong_parameter_type").contains("int4"),
+        text("wrong_parameter_type").to_lowercase().contains("int4"),
         "an int64 for an int4 parameter is refused, as on Spin: {seen}"
     );
     assert!(text("syntax_error").starts_with("db-error 42601"), "{seen}");
@@ -123,6 +142,12 @@ fn postgres_functions_transactions_and_errors_behave_like_spin() {
             "the abandoned insert was not rolled back"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // On Spin 4.0.2 the row lock was still held here (this lock_timeout ran out):
+    // its connection pool keeps the abandoned session, transaction and all. The
+    // gateway rolls back when the instance ends.
+    if gateway_only("releasing an abandoned transaction's locks when the instance ends") {
+        return;
     }
     db.execute("SET lock_timeout = '2s'", &[]).unwrap();
     db.execute("UPDATE probe_pg SET t = 'free' WHERE k = 1", &[])

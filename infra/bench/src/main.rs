@@ -18,6 +18,8 @@
 //! - `courier_gateway::bench::machine`: machine facts and per-thread CPU accounting.
 //! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
 //!   gateways on one PostgreSQL.
+//! - [`spin`]: `courier-bench spin`, the same components on `courier up` (baseline)
+//!   and on real `spin up`: sends, polls, a 10,000-member fan-out.
 //! - `courier-bench soak` runs `courier_gateway::bench::soak` against the `courier`
 //!   binary as a child process.
 
@@ -25,6 +27,7 @@ mod gateway;
 mod load;
 mod native;
 mod scale;
+mod spin;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,6 +118,39 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         duration: u64,
         /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// The same components on real Spin (`spin up`) against the gateway (`courier
+    /// up`, the baseline), both as child processes on fresh SQLite files: users
+    /// created, 1:1 sends/s, sync polls/s, and a group fan-out in the last round.
+    /// Exits non-zero, with no throughput, when any request failed.
+    Spin {
+        /// Users sending to each other.
+        #[arg(long, default_value_t = 500)]
+        users: usize,
+        /// Concurrent keep-alive connections of each closed loop.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Unmeasured seconds before each measured loop.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Measured seconds of each closed loop.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Rounds; each runs both hosts, alternating which goes first.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Members of the group of the last round's fan-out (0: none).
+        #[arg(long, default_value_t = 10_000)]
+        fanout_members: usize,
+        /// The Spin CLI [default: `spin` on PATH, else ../shared/tools/spin/spin].
+        #[arg(long)]
+        spin: Option<PathBuf>,
+        /// The `courier` binary [default: built in the workspace's target directory].
+        #[arg(long)]
+        courier: Option<PathBuf>,
+        /// Build neither `courier` nor the components first.
         #[arg(long)]
         no_build: bool,
     },
@@ -249,6 +285,34 @@ fn run(cli: Cli) -> Result<()> {
                     warmup: Duration::from_secs(warmup),
                     duration: Duration::from_secs(duration),
                     database_url,
+                    build: !no_build,
+                },
+            )
+        }
+        Command::Spin {
+            users,
+            connections,
+            warmup,
+            duration,
+            rounds,
+            fanout_members,
+            spin,
+            courier,
+            no_build,
+        } => {
+            let workspace =
+                std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
+            spin::run(
+                &workspace,
+                &spin::Options {
+                    users,
+                    connections,
+                    warmup: Duration::from_secs(warmup),
+                    duration: Duration::from_secs(duration),
+                    rounds,
+                    fanout_members,
+                    spin,
+                    courier,
                     build: !no_build,
                 },
             )

@@ -42,6 +42,22 @@ fn to_sql_error(e: PgError) -> SqlError {
     }
 }
 
+/// `statement` (one that returns rows) rewritten to answer one row more than it
+/// does, marked by a first column of 0 where its own rows have 1: Spin 4.0.x's
+/// `query` never returns when a statement matches no rows (it waits for column
+/// types it only learns from a first row; spinframework/spin#3671, fixed after
+/// 4.0.2), which would hang the request for good. The statement runs once, as a
+/// materialized CTE (data-modifying and `FOR UPDATE` statements included), and its
+/// rows come first, in its order: a CTE scan reads them as the CTE produced them,
+/// and `UNION ALL` runs its branches in turn. The added row is the statement's
+/// columns all NULL (a join on `false`), so both branches have its column types.
+fn never_empty(statement: &str) -> String {
+    format!(
+        "WITH courier_q AS ({statement}) SELECT 1, courier_q.* FROM courier_q UNION ALL \
+         SELECT 0, courier_q.* FROM (SELECT 1) AS courier_one LEFT JOIN courier_q ON false"
+    )
+}
+
 fn parameter(value: &SqlValue) -> ParameterValue {
     match value {
         SqlValue::Int(i) => ParameterValue::Int64(*i),
@@ -80,7 +96,7 @@ impl Sql for SpinPostgres {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
-        let statement = Dialect::Postgres.statement(sql, params);
+        let statement = never_empty(&Dialect::Postgres.statement(sql, params));
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
         let rows = self
             .conn
@@ -88,7 +104,19 @@ impl Sql for SpinPostgres {
             .map_err(to_sql_error)?
             .rows;
         rows.into_iter()
-            .map(|row| row.into_iter().map(value).collect())
+            .filter_map(|mut row| {
+                // The first column tells the statement's rows (1) from the one added (0).
+                match row.first() {
+                    Some(DbValue::Int32(1)) => {
+                        row.remove(0);
+                        Some(row.into_iter().map(value).collect())
+                    }
+                    Some(DbValue::Int32(0)) => None,
+                    other => Some(Err(SqlError::Other(format!(
+                        "unexpected row marker {other:?} in a query's answer"
+                    )))),
+                }
+            })
             .collect()
     }
 

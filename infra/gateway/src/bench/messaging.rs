@@ -2,11 +2,13 @@
 //! latency through the gateway; the same sends through the native service (no WASM,
 //! no HTTP) as the baseline.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use bytes::Bytes;
 use courier_core::Config;
 use courier_core::auth::{Identity, Role};
 use courier_core::{DeviceId, UserId};
@@ -42,6 +44,34 @@ impl Measured {
     }
 }
 
+/// What failed in a closed loop, by kind (the status code, or `failed` for a request
+/// that got no answer), each with its count and the first such answer: why a run
+/// that must have no errors had some.
+#[derive(Debug, Default)]
+pub struct Failures(Mutex<BTreeMap<String, (u64, String)>>);
+
+impl Failures {
+    /// Whether `answer` has the `expected` status; records it when it has not.
+    pub fn check(&self, answer: &Result<(u16, Bytes)>, expected: u16) -> bool {
+        let (kind, detail) = match answer {
+            Ok((status, _)) if *status == expected => return true,
+            Ok((status, body)) => (
+                status.to_string(),
+                String::from_utf8_lossy(body).chars().take(300).collect(),
+            ),
+            Err(e) => ("failed".to_string(), format!("{e:#}")),
+        };
+        let mut kinds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kinds.entry(kind).or_insert((0, detail)).0 += 1;
+        false
+    }
+
+    /// Kind → (count, the first answer's body or error).
+    pub fn kinds(&self) -> BTreeMap<String, (u64, String)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// 1:1 sends between pairs of `uids` (`tokens[i]` is `uids[i]`'s) on `connections`
 /// connections spread over `addrs`, a unique `client_msg_id` each (`tag` keeps runs
 /// on the same users apart); only 201s count.
@@ -53,30 +83,49 @@ pub async fn send_loop(
     duration: Duration,
     tag: &str,
 ) -> Result<Measured> {
-    let (u, t, tag) = (
+    let failures = Arc::new(Failures::default());
+    send_loop_with(addrs, uids, tokens, connections, duration, tag, &failures).await
+}
+
+/// [`send_loop`] that also records what each failed send got in `failures`.
+pub async fn send_loop_with(
+    addrs: &[SocketAddr],
+    uids: &Arc<Vec<String>>,
+    tokens: &Arc<Vec<String>>,
+    connections: usize,
+    duration: Duration,
+    tag: &str,
+    failures: &Arc<Failures>,
+) -> Result<Measured> {
+    let (u, t, tag, f) = (
         Arc::clone(uids),
         Arc::clone(tokens),
         Arc::new(tag.to_string()),
+        Arc::clone(failures),
     );
     let (latencies, errors, window) = closed_loop_on(
         addrs,
         connections,
         duration,
         move |mut conn: Conn, worker, i| {
-            let (u, t, tag) = (Arc::clone(&u), Arc::clone(&t), Arc::clone(&tag));
+            let (u, t, tag, f) = (
+                Arc::clone(&u),
+                Arc::clone(&t),
+                Arc::clone(&tag),
+                Arc::clone(&f),
+            );
             async move {
                 let a = (i as usize * 7919 + worker * 104_729) % u.len();
                 let b = (a + 1 + (i as usize % (u.len() - 1))) % u.len();
-                let ok = matches!(
-                    conn.call(
+                let answer = conn
+                    .call(
                         "POST",
                         "/v1/messages",
                         Some(&t[a]),
-                        Some(send_body(&tag, i, worker, &u[b]))
+                        Some(send_body(&tag, i, worker, &u[b])),
                     )
-                    .await,
-                    Ok((201, _))
-                );
+                    .await;
+                let ok = f.check(&answer, 201);
                 (conn, ok)
             }
         },
@@ -115,20 +164,31 @@ pub async fn poll_loop(
     connections: usize,
     duration: Duration,
 ) -> Result<Measured> {
-    let (t, heads) = (Arc::clone(tokens), Arc::clone(heads));
+    let failures = Arc::new(Failures::default());
+    poll_loop_with(addrs, tokens, heads, connections, duration, &failures).await
+}
+
+/// [`poll_loop`] that also records what each failed poll got in `failures`.
+pub async fn poll_loop_with(
+    addrs: &[SocketAddr],
+    tokens: &Arc<Vec<String>>,
+    heads: &Arc<Vec<i64>>,
+    connections: usize,
+    duration: Duration,
+    failures: &Arc<Failures>,
+) -> Result<Measured> {
+    let (t, heads, f) = (Arc::clone(tokens), Arc::clone(heads), Arc::clone(failures));
     let (latencies, errors, window) = closed_loop_on(
         addrs,
         connections,
         duration,
         move |mut conn: Conn, worker, i| {
-            let (t, heads) = (Arc::clone(&t), Arc::clone(&heads));
+            let (t, heads, f) = (Arc::clone(&t), Arc::clone(&heads), Arc::clone(&f));
             async move {
                 let a = (i as usize * 31 + worker * 7) % t.len();
                 let path = format!("/v1/sync?after={}", heads[a]);
-                let ok = matches!(
-                    conn.call("GET", &path, Some(&t[a]), None).await,
-                    Ok((200, _))
-                );
+                let answer = conn.call("GET", &path, Some(&t[a]), None).await;
+                let ok = f.check(&answer, 200);
                 (conn, ok)
             }
         },

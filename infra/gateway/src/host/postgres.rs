@@ -106,7 +106,7 @@ impl HostConnection for HostState {
                 let component = &self.grants.component;
                 tracing::warn!(%component, %host, port, "PostgreSQL connection denied: not in allowed_outbound_hosts");
                 return Ok(Err(Error::ConnectionFailed(format!(
-                    "postgres://{host}:{port} is not allowed for component `{component}`: add it to allowed_outbound_hosts"
+                    "address postgres://{host}:{port} is not permitted (as Spin says it): add it to allowed_outbound_hosts of component `{component}`"
                 ))));
             }
         }
