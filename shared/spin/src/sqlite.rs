@@ -1,7 +1,9 @@
 //! The store's SQL executor over Spin's `fermyon:spin/sqlite@2.0.0` interface.
 
+use std::time::{Duration, Instant};
+
 use courier_store::sql::{Dialect, Row, Sql, SqlError, SqlValue};
-use spin_sdk::sqlite::{Connection, Error, Value};
+use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 
 /// One Spin SQLite connection (exclusively this instance's, so transactions work).
 pub struct SpinSqlite {
@@ -28,8 +30,9 @@ impl SpinSqlite {
     /// - `synchronous=NORMAL`: no fsync per commit in WAL mode; every committed
     ///   transaction survives a process crash (an OS crash can lose the last ones).
     ///   Per connection.
-    /// - `busy_timeout`: a writer waits up to 5 s for another's lock before
-    ///   `SQLITE_BUSY`, as on the gateway. Per connection.
+    /// - `busy_timeout=0`: a statement that meets another connection's lock fails at
+    ///   once, and [`Sql::query`] waits and tries again itself (see [`BUSY_WAIT`]).
+    ///   Per connection.
     ///
     /// Best effort: a host that refuses a pragma (a remote libSQL database, say)
     /// keeps its own settings, and the store works either way.
@@ -37,13 +40,57 @@ impl SpinSqlite {
         for pragma in [
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 5000",
+            "PRAGMA busy_timeout = 0",
         ] {
             if let Err(e) = self.query(pragma, &[]) {
                 eprintln!("courier: {pragma}: {e}");
             }
         }
     }
+
+    /// Runs one statement; while SQLite answers "busy" (another connection holds the
+    /// lock it needs, in practice the write lock `BEGIN IMMEDIATE` takes), waits a
+    /// little and runs it again, for up to [`BUSY_WAIT`] in all. A busy statement did
+    /// nothing, so running it again is safe.
+    ///
+    /// Why not SQLite's own busy handler (`busy_timeout`): it sleeps 1, 2, 5, 10, …
+    /// then 100 ms between tries, so under contention a waiting writer sleeps through
+    /// many commits of the others. These waits stay between 0.25 and 2 ms, with
+    /// jitter so that waiters do not wake together. Measured on Spin 4.0.2 (`wrk`,
+    /// 16 connections of 1:1 sends, 500 users, 2 runs each): SQLite's handler 795/s,
+    /// p99 0.89–1.03 s; these waits 742/s, p99 247–251 ms. Capped at 1 ms instead:
+    /// 724/s, p99 220 ms but p50 16.6 ms against 12.5.
+    fn execute_waiting(&self, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            match self.conn.execute(sql, params) {
+                Err(Error::Io(text)) if is_busy(&text) && started.elapsed() < BUSY_WAIT => {
+                    std::thread::sleep(busy_pause(tries, started));
+                    tries += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+}
+
+/// How long a statement waits for a lock in all, as the gateway's `busy_timeout`.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// SQLite's "busy" and "locked" as Spin's host words them.
+fn is_busy(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("database is locked") || lower.contains("database table is locked")
+}
+
+/// The pause before try `tries + 1`: 0.25 ms doubling up to 2 ms, plus up to half
+/// of that again, taken from the clock's low bits (no randomness source is needed
+/// for jitter).
+fn busy_pause(tries: u32, started: Instant) -> Duration {
+    let base = Duration::from_micros(250 << tries.min(3));
+    let jitter = started.elapsed().subsec_nanos() % (base.as_nanos() as u32 / 2 + 1);
+    base + Duration::from_nanos(u64::from(jitter))
 }
 
 fn to_sql_error(e: Error) -> SqlError {
@@ -70,7 +117,7 @@ impl Sql for SpinSqlite {
                 SqlValue::Null => Value::Null,
             })
             .collect();
-        let result = self.conn.execute(sql, &params).map_err(to_sql_error)?;
+        let result = self.execute_waiting(sql, &params).map_err(to_sql_error)?;
         Ok(result
             .rows
             .into_iter()

@@ -7,7 +7,7 @@
 //! itself, back to back, as `courier drain` would (with no pause between calls).
 //!
 //! Both hosts run as child processes on one snapshot of the built components, each
-//! on a fresh SQLite file, with the same variables (per-user rate limits lifted, so
+//! on a fresh SQLite file, with the same variables (rate limits lifted, so
 //! every send is one the store takes). Rounds alternate which host goes first. A run
 //! in which any request failed prints what failed and exits non-zero, with no
 //! throughput.
@@ -80,6 +80,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         ("internal_secret", w.internal_secret.as_str()),
         ("rate_per_user_per_sec", "1000000"),
         ("rate_burst", "1000000"),
+        ("rate_per_org_per_sec", "1000000"),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value.to_string()))

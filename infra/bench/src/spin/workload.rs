@@ -34,9 +34,9 @@ const GROUP: &str = "everyone";
 /// One measured closed loop, what failed in it, and where the CPU went meanwhile.
 pub struct Loop {
     pub measured: Measured,
-    pub failures: Failures,
+    pub failures: Arc<Failures>,
     /// Errors of the unmeasured warm-up before it, by kind.
-    pub warmup_failures: Failures,
+    pub warmup_failures: Arc<Failures>,
     /// `/proc/loadavg` just before the loop.
     pub loadavg: String,
     pub machine_cpu: Duration,
@@ -246,11 +246,10 @@ async fn observed(
     let bench_cpu = process_cpu("/proc/self/stat").saturating_sub(bench_before);
     let host_cpu = running.cpu().saturating_sub(host_before);
     let machine_cpu = machine_cpu()?.saturating_sub(machine_before);
-    let unwrap = |f: Arc<Failures>| Arc::try_unwrap(f).unwrap_or_default();
     Ok(Loop {
         measured,
-        failures: unwrap(failures),
-        warmup_failures: unwrap(warmup_failures),
+        failures,
+        warmup_failures,
         loadavg,
         machine_cpu,
         host_cpu,
