@@ -150,6 +150,11 @@ enum Command {
         /// The `courier` binary [default: built in the workspace's target directory].
         #[arg(long)]
         courier: Option<PathBuf>,
+        /// Store on PostgreSQL: a fresh database of this server for each host and
+        /// round (e.g. `postgres://postgres@127.0.0.1:5433/courier_test`), dropped
+        /// afterwards [default: each host's SQLite file].
+        #[arg(long)]
+        database_url: Option<String>,
         /// Build neither `courier` nor the components first.
         #[arg(long)]
         no_build: bool,
@@ -298,6 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             fanout_members,
             spin,
             courier,
+            database_url,
             no_build,
         } => {
             let workspace =
@@ -313,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
                     fanout_members,
                     spin,
                     courier,
+                    database_url,
                     build: !no_build,
                 },
             )

@@ -42,6 +42,7 @@ impl Host {
 }
 
 /// The programs and files both hosts run.
+#[derive(Clone)]
 pub struct Setup {
     pub courier: PathBuf,
     pub spin: PathBuf,
@@ -184,6 +185,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// `--data` / `--state-dir`: the host's SQLite file is `sqlite_db.db` in it.
     pub state: PathBuf,
+    /// The PostgreSQL database the host stores in, if not its SQLite file.
+    pub database_url: Option<String>,
     log: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
@@ -246,6 +249,11 @@ impl Running {
             host,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             state,
+            database_url: setup
+                .variables
+                .iter()
+                .find(|(name, _)| name == "database_url")
+                .map(|(_, url)| url.clone()),
             log,
             child,
             _dir: dir,
@@ -319,10 +327,15 @@ impl Running {
             .sum()
     }
 
-    /// The host's SQLite file, opened read-only beside it.
-    pub fn database(&self) -> Result<rusqlite::Connection> {
+    /// The host's store, opened beside it: its SQLite file read-only, or the
+    /// PostgreSQL database of `database_url`.
+    pub fn database(&self) -> Result<Store> {
+        if let Some(url) = &self.database_url {
+            return PgReader::connect(url).map(Store::Postgres);
+        }
         let path = self.state.join("sqlite_db.db");
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map(Store::Sqlite)
             .with_context(|| format!("cannot open {}", path.display()))
     }
 
@@ -331,6 +344,77 @@ impl Running {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// Where a host stores, read by the bench.
+pub enum Store {
+    Sqlite(rusqlite::Connection),
+    /// A thread of its own holds the connection: the blocking PostgreSQL client
+    /// cannot run on the bench's tokio threads.
+    Postgres(PgReader),
+}
+
+impl Store {
+    /// The first column of the first row of `sql` (one `?` parameter) as an integer.
+    pub fn count(&self, sql: &str, param: &str) -> Result<i64> {
+        match self {
+            Store::Sqlite(db) => Ok(db.query_row(sql, [param], |r| r.get(0))?),
+            Store::Postgres(reader) => reader.count(sql, param),
+        }
+    }
+
+    /// `PRAGMA journal_mode` of a SQLite file; `PostgreSQL` otherwise.
+    pub fn journal_mode(&self) -> Result<String> {
+        match self {
+            Store::Sqlite(db) => Ok(db.query_row("PRAGMA journal_mode", [], |r| r.get(0))?),
+            Store::Postgres(_) => Ok("PostgreSQL".into()),
+        }
+    }
+}
+
+type CountRequest = (String, String, mpsc::Sender<Result<i64>>);
+
+/// One PostgreSQL connection on a thread of its own, answering counts.
+pub struct PgReader(mpsc::Sender<CountRequest>);
+
+impl PgReader {
+    fn connect(url: &str) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<CountRequest>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let url = url.to_string();
+        std::thread::spawn(move || {
+            use courier_store::sql::Sql as _;
+            let db = match courier_store::native_pg::NativePostgres::connect(&url) {
+                Ok(db) => {
+                    let _ = ready_tx.send(Ok(()));
+                    db
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("cannot connect to {url}: {e}")));
+                    return;
+                }
+            };
+            for (sql, param, answer) in rx {
+                let n = db
+                    .query_i64(&sql, &[param.as_str().into()])
+                    .map_err(|e| anyhow::anyhow!("{sql}: {e}"))
+                    .and_then(|n| n.context("no row"));
+                let _ = answer.send(n);
+            }
+        });
+        ready_rx
+            .recv()
+            .context("the PostgreSQL reader thread died")??;
+        Ok(Self(tx))
+    }
+
+    fn count(&self, sql: &str, param: &str) -> Result<i64> {
+        let (tx, rx) = mpsc::channel();
+        self.0
+            .send((sql.to_string(), param.to_string(), tx))
+            .context("the PostgreSQL reader thread died")?;
+        rx.recv().context("the PostgreSQL reader thread died")?
     }
 }
 

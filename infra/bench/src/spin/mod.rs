@@ -7,7 +7,7 @@
 //! itself, back to back, as `courier drain` would (with no pause between calls).
 //!
 //! Both hosts run as child processes on one snapshot of the built components, each
-//! on a fresh SQLite file, with the same variables (rate limits lifted, so
+//! on a fresh SQLite file (or, with `--database-url`, a fresh PostgreSQL database), with the same variables (rate limits lifted, so
 //! every send is one the store takes). Rounds alternate which host goes first. A run
 //! in which any request failed prints what failed and exits non-zero, with no
 //! throughput.
@@ -38,6 +38,9 @@ pub struct Options {
     pub fanout_members: usize,
     pub spin: Option<PathBuf>,
     pub courier: Option<PathBuf>,
+    /// Store on a fresh database of this PostgreSQL server (one per host and round)
+    /// instead of the hosts' SQLite files.
+    pub database_url: Option<String>,
     pub build: bool,
 }
 
@@ -107,6 +110,21 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
             (round == opts.rounds && opts.fanout_members > 0).then_some(opts.fanout_members);
         for host in order {
             eprintln!("== round {round}: {} ==", host.name());
+            // Declared before the host, dropped after it.
+            let database = opts
+                .database_url
+                .as_deref()
+                .map(crate::scale::Database::create)
+                .transpose()?;
+            let mut setup = setup.clone();
+            if let Some(db) = &database {
+                setup
+                    .variables
+                    .push(("database_url".into(), db.url.clone()));
+                setup
+                    .variables
+                    .push(("database_host".into(), db.host.clone()));
+            }
             let mut running = Running::start(host, &setup)?;
             eprintln!("  serving on {}", running.addr);
             let run = rt.block_on(workload::run(&mut running, round, &w, fanout))?;
@@ -126,15 +144,19 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         machine.cpus, machine.cpu_model, machine.memory, machine.kernel, machine.date
     );
     println!(
-        "{spin_version}; {} components ({} files, newest built {}s ago); {} users, {} \
-         keep-alive connections a loop, {}s warm-up + {}s measured, {} round(s); load \
-         average at the start {started_loadavg}, at the end {}",
+        "{spin_version}; {} components ({} files, newest built {}s ago); store: {}; {} \
+         users, {} keep-alive connections a loop, {}s warm-up + {}s measured, {} \
+         round(s); load average at the start {started_loadavg}, at the end {}",
         snapshot.dir.path().display(),
         snapshot.files,
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .saturating_sub(snapshot.newest),
+        match &opts.database_url {
+            Some(url) => format!("a fresh PostgreSQL database per host and round on {url}"),
+            None => "each host's SQLite file".into(),
+        },
         opts.users,
         opts.connections,
         opts.warmup.as_secs(),
@@ -203,7 +225,7 @@ fn print_loops(runs: &[Run], cpus: usize) {
     };
     println!();
     println!(
-        "| round | host | users created | sends/s | vs gateway | send p50 / p99 ms | host µs/send | polls/s | vs gateway | poll p50 / p99 ms | host µs/poll | bench µs/op send / poll | machine busy send / poll | load avg before send / poll | SQLite journal |"
+        "| round | host | users created | sends/s | vs gateway | send p50 / p99 ms | host µs/send | polls/s | vs gateway | poll p50 / p99 ms | host µs/poll | bench µs/op send / poll | machine busy send / poll | load avg before send / poll | store |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for run in runs {

@@ -12,7 +12,7 @@ use courier_gateway::bench::machine::{self, machine_cpu, process_cpu};
 use courier_gateway::bench::messaging::{self, Failures, Measured};
 use serde_json::{Value, json};
 
-use super::host::{Host, Running};
+use super::host::{Host, Running, Store};
 
 pub struct Workload {
     pub users: usize,
@@ -27,7 +27,7 @@ pub struct Workload {
 pub const CREATE_CONNECTIONS: usize = 16;
 /// How long a measured loop may overrun its duration before a request counts as hung.
 const HUNG: Duration = Duration::from_secs(120);
-/// How often the gateway's SQLite file is looked at during its fan-out.
+/// How often the gateway's store is looked at during its fan-out.
 const FANOUT_CHECK: Duration = Duration::from_millis(10);
 const GROUP: &str = "everyone";
 
@@ -68,7 +68,8 @@ pub struct Run {
     pub sends: Loop,
     pub polls: Loop,
     pub fanout: Option<Fanout>,
-    /// `PRAGMA journal_mode` of the host's SQLite file after the run.
+    /// `PRAGMA journal_mode` of the host's SQLite file after the run (`PostgreSQL`
+    /// when it stores there).
     pub journal_mode: String,
 }
 
@@ -183,10 +184,7 @@ pub async fn run(
         Some(members) => Some(fanout(running, w, &admin, &uids, members).await?),
         None => None,
     };
-    let journal_mode = running
-        .database()?
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .context("PRAGMA journal_mode")?;
+    let journal_mode = running.database()?.journal_mode()?;
     Ok(Run {
         host: running.host,
         round,
@@ -276,11 +274,10 @@ async fn drain_once(conn: &mut Conn, secret: &str) -> Result<Value> {
 }
 
 /// Streams holding `msg_id` as a message.
-fn holders(db: &rusqlite::Connection, msg_id: &str) -> Result<usize> {
-    let n: i64 = db.query_row(
-        "SELECT count(*) FROM entries WHERE msg_id = ?1 AND kind = 'message'",
-        [msg_id],
-        |r| r.get(0),
+fn holders(db: &Store, msg_id: &str) -> Result<usize> {
+    let n = db.count(
+        "SELECT count(*) FROM entries WHERE msg_id = ? AND kind = 'message'",
+        msg_id,
     )?;
     Ok(n as usize)
 }
@@ -288,7 +285,7 @@ fn holders(db: &rusqlite::Connection, msg_id: &str) -> Result<usize> {
 /// Creates the users missing for a `members`-member group, the group, drains what
 /// the loops queued (untimed), then sends one message to the group and times it
 /// into every member's stream: on the gateway its own drainer does the work (the
-/// SQLite file is looked at every [`FANOUT_CHECK`]); on Spin nothing drains, so
+/// store is looked at every [`FANOUT_CHECK`]); on Spin nothing drains, so
 /// this calls `POST /internal/drain` until it reports nothing remaining and every
 /// stream holds the message, as a drain loop beside Spin would.
 async fn fanout(
