@@ -1,5 +1,6 @@
 //! The store's SQL executor over Spin's `fermyon:spin/sqlite@2.0.0` interface.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use courier_store::sql::{Dialect, Row, Sql, SqlError, SqlValue};
@@ -8,6 +9,8 @@ use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 /// One Spin SQLite connection (exclusively this instance's, so transactions work).
 pub struct SpinSqlite {
     conn: Connection,
+    /// Between a `BEGIN …` that succeeded and its `COMMIT` or `ROLLBACK`.
+    in_transaction: Cell<bool>,
 }
 
 impl SpinSqlite {
@@ -15,7 +18,10 @@ impl SpinSqlite {
     /// migrations.
     pub fn open_default() -> Result<Self, SqlError> {
         let conn = Connection::open_default().map_err(to_sql_error)?;
-        let this = Self { conn };
+        let this = Self {
+            conn,
+            in_transaction: Cell::new(false),
+        };
         this.configure();
         courier_store::schema::migrate(&this)?;
         Ok(this)
@@ -50,8 +56,13 @@ impl SpinSqlite {
 
     /// Runs one statement; while SQLite answers "busy" (another connection holds the
     /// lock it needs, in practice the write lock `BEGIN IMMEDIATE` takes), waits a
-    /// little and runs it again, for up to [`BUSY_WAIT`] in all. A busy statement did
-    /// nothing, so running it again is safe.
+    /// little and runs it again, for up to [`BUSY_WAIT`] in all. Only outside a
+    /// transaction (the `BEGIN IMMEDIATE` itself included): a busy autocommit
+    /// statement did nothing, so running it again is safe. Inside one, SQLite may
+    /// have rolled the transaction back (SQLite's own advice is to roll back rather
+    /// than retry there), so the error goes to the store, which retries the whole
+    /// transaction; running the statement again would run it outside the
+    /// transaction and commit half of it.
     ///
     /// Why not SQLite's own busy handler (`busy_timeout`): it sleeps 1, 2, 5, 10, …
     /// then 100 ms between tries, so under contention a waiting writer sleeps through
@@ -63,15 +74,53 @@ impl SpinSqlite {
     fn execute_waiting(&self, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
         let started = Instant::now();
         let mut tries = 0u32;
-        loop {
+        let answer = loop {
             match self.conn.execute(sql, params) {
-                Err(Error::Io(text)) if is_busy(&text) && started.elapsed() < BUSY_WAIT => {
+                Err(Error::Io(text))
+                    if !self.in_transaction.get()
+                        && is_busy(&text)
+                        && started.elapsed() < BUSY_WAIT =>
+                {
                     std::thread::sleep(busy_pause(tries, started));
                     tries += 1;
                 }
-                answer => return answer,
+                answer => break answer,
             }
+        };
+        match statement_kind(sql) {
+            Statement::Begin if answer.is_ok() => self.in_transaction.set(true),
+            Statement::End => self.in_transaction.set(false),
+            _ => {}
         }
+        answer
+    }
+}
+
+/// What a statement does to the connection's transaction.
+#[derive(Debug, PartialEq, Eq)]
+enum Statement {
+    Begin,
+    /// `COMMIT`, `END` or `ROLLBACK`: whatever it answers, the store treats the
+    /// transaction as over (after a failed commit it rolls back or gives up).
+    End,
+    Other,
+}
+
+fn statement_kind(sql: &str) -> Statement {
+    let word = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    if word.eq_ignore_ascii_case("begin") {
+        Statement::Begin
+    } else if ["commit", "end", "rollback"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+    {
+        Statement::End
+    } else {
+        Statement::Other
     }
 }
 
@@ -134,5 +183,36 @@ impl Sql for SpinSqlite {
                     .collect()
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_that_open_and_end_a_transaction_are_told_apart() {
+        for (sql, kind) in [
+            ("BEGIN IMMEDIATE", Statement::Begin),
+            ("  begin", Statement::Begin),
+            ("COMMIT", Statement::End),
+            ("rollback", Statement::End),
+            ("END TRANSACTION", Statement::End),
+            ("INSERT INTO t VALUES (1)", Statement::Other),
+            ("BEGINNING", Statement::Other),
+            ("", Statement::Other),
+        ] {
+            assert_eq!(statement_kind(sql), kind, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn busy_pauses_stay_between_a_quarter_and_three_milliseconds() {
+        let started = Instant::now();
+        for tries in 0..20 {
+            let pause = busy_pause(tries, started);
+            assert!(pause >= Duration::from_micros(250), "{pause:?}");
+            assert!(pause <= Duration::from_micros(3000), "{pause:?}");
+        }
     }
 }
