@@ -16,7 +16,7 @@ use crate::harness::{Gateway, Reply, call};
 pub const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdef";
 /// The gateway's `internal_secret` (`X-Internal-Secret` of `POST /internal/drain`).
 pub const INTERNAL_SECRET: &str = "e2e-internal-secret-0123456789";
-const SECRETS: &[(&str, &str)] = &[
+pub const SECRETS: &[(&str, &str)] = &[
     ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
     ("SPIN_VARIABLE_INTERNAL_SECRET", INTERNAL_SECRET),
 ];

@@ -26,6 +26,9 @@
 //!   both (duplicates split across them, a 10,000-member group), both draining.
 //! - `openapi`: `GET /openapi.json` describes every route of spin.toml; path ids
 //!   encoded as OpenAPI clients encode them reach their routes.
+//! - `parking`: long-polls parked in the gateway: woken by sends, fan-out chunks,
+//!   receipts and recalls (and across two gateways on PostgreSQL), freed on
+//!   disconnect, refused past `--max-parked`, answered on SIGTERM, not forgeable.
 //! - `push`: device registration, coalesced delivery, retries, dead tokens and signed
 //!   delivery receipts, against fake vendors.
 //! - `vendors`: the fake Web Push service, APNs, FCM and Huawei Push Kit, checking
@@ -55,6 +58,7 @@ mod host_interfaces;
 mod hostile;
 mod messaging;
 mod openapi;
+mod parking;
 mod push;
 mod queue;
 mod quotas;

@@ -16,7 +16,7 @@ use courier_core::Error;
 use courier_core::api::{HistoryQuery, SyncQuery, SyncResponse};
 use courier_core::auth::Identity;
 use courier_messaging::reads;
-use courier_spin::env::{config, identity, now_ms, store};
+use courier_spin::env::{config, identity, now_ms, park_offered, store};
 use courier_spin::http::{check_method, decoded, ok, segments, serve};
 use courier_spin::store::Store;
 use spin_sdk::http::{Method, Request, Response};
@@ -34,6 +34,10 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// - With no entries and `wait > 0`, holds the request until an entry arrives
 ///   (re-reading the head every 20 ms) or `wait` passes (a 30 s wait answers at 29.5 s,
 ///   inside the platform's request limit).
+/// - Behind the local gateway, which offers to hold the wait itself (header
+///   `courier-park`), an empty first page is answered at once with the caller named in
+///   `courier-parked-user`; the gateway parks the client and runs the sync again with
+///   `wait=0` when the stream moves.
 /// - Marks the calling device online.
 /// - Bad `after`/`limit`/`wait` or `after` beyond head → 400; bad token → 401.
 ///
@@ -74,6 +78,13 @@ fn handle(req: &Request) -> Result<Response, Error> {
             // then is the device marked online, so a refused sync changes nothing.
             let first = reads::sync_once(&db, &caller, &query)?;
             reads::touch(&db, &config, &caller, now)?;
+            if first.entries.is_empty() && query.wait_secs > 0 && park_offered(req) {
+                // The gateway holds the wait, with no instance, and asks again with
+                // wait=0 when the stream moves or the wait ends.
+                let mut parked = ok(&first);
+                parked.set_header("courier-parked-user", caller.user.as_str());
+                return Ok(parked);
+            }
             Ok(ok(&long_poll(&db, &caller, &query, first)?))
         }
         Route::Conversations => Ok(ok(&reads::conversations(&db, &caller)?)),

@@ -31,6 +31,7 @@ pub mod listen;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod parking;
 pub mod pg_pool;
 pub mod routes;
 pub mod secrets;

@@ -32,6 +32,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let stop_drainer = Arc::new(tokio::sync::Notify::new());
     let drainer = app.start_drainer(Arc::clone(&stop_drainer));
+    app.start_parking();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -65,6 +66,10 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
+    // Parked polls answer now, with what their streams hold.
+    if let Some(parking) = &app.parking {
+        parking.close();
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
@@ -77,6 +82,44 @@ pub async fn serve(
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, drainer).await;
     }
     Ok(())
+}
+
+/// `--max-parked` when the open-file limit allows it: 20,000 parked clients on one
+/// 2-core node is the goal of `courier-bench online`.
+pub const DEFAULT_MAX_PARKED: usize = 20_000;
+/// Descriptors kept for everything but parked clients (database files, the
+/// instances' own connections, the listener).
+const RESERVED_FILES: u64 = 1024;
+
+/// Raises the soft open-file limit to the hard one (every parked client is a socket)
+/// and returns the limit in force, logging both.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: before.maximum,
+        maximum: before.maximum,
+    };
+    let now = match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => getrlimit(Resource::Nofile).current,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            before.current
+        }
+    };
+    let shown = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
+    tracing::info!(
+        before = shown(before.current),
+        now = shown(now),
+        "open-file limit"
+    );
+    now.unwrap_or(u64::MAX)
+}
+
+/// The default `--max-parked` under an open-file limit of `open_files`.
+pub fn default_max_parked(open_files: u64) -> usize {
+    let room = open_files.saturating_sub(RESERVED_FILES);
+    usize::try_from(room).map_or(DEFAULT_MAX_PARKED, |room| room.min(DEFAULT_MAX_PARKED))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -53,6 +53,11 @@ enum Command {
         /// Component instances that may run at once.
         #[arg(long, default_value_t = 1000)]
         max_instances: u32,
+        /// Long-polls the gateway may hold parked at once, with no instance each
+        /// (past it, a poll that would wait gets 503 and `Retry-After`; 0 turns
+        /// parking off) [default: 20000, less if the open-file limit is lower].
+        #[arg(long)]
+        max_parked: Option<usize>,
         /// Fault injection for proof tests [default: off], e.g.
         /// `sql=0.05,latency=0-20ms,outbound=0.3,seed=42` (see README, "Fault injection").
         #[arg(long, env = "COURIER_FAULTS", value_parser = parse_faults)]
@@ -140,8 +145,10 @@ fn run(cli: Cli) -> Result<()> {
             request_timeout,
             max_body_bytes,
             max_instances,
+            max_parked,
             faults,
         } => {
+            let open_files = courier_gateway::listen::raise_open_file_limit();
             let opts = UpOptions {
                 manifest,
                 listen,
@@ -153,6 +160,8 @@ fn run(cli: Cli) -> Result<()> {
                     request_timeout: Duration::from_secs(request_timeout),
                     max_body_bytes,
                     max_instances,
+                    max_parked: max_parked
+                        .unwrap_or_else(|| courier_gateway::listen::default_max_parked(open_files)),
                     ..Limits::default()
                 },
                 variables: Default::default(),

@@ -23,6 +23,7 @@ use crate::host::{Grants, HostState, KvStore};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::outbound::{AllowList, AllowedHost};
+use crate::parking::{PARK_HEADER, PARKED_USER_HEADER, Parking, Woken};
 use crate::routes::{RouteMatch, Router};
 use crate::sqlite_pool::Databases;
 use crate::variables::AppVariables;
@@ -41,6 +42,8 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Instances that may run at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// Long-polls parked at once (see `parking.rs`); 0 turns parking off.
+    pub max_parked: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +53,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_memory_bytes: 256 << 20,
             max_instances: 1000,
+            max_parked: crate::listen::DEFAULT_MAX_PARKED,
         }
     }
 }
@@ -70,6 +74,11 @@ pub struct App {
     pub faults: Option<Arc<crate::faults::Faults>>,
     /// Wakes the queue drainer (see `drainer.rs`).
     pub poke: crate::drainer::Poke,
+    /// Parked long-polls (see `parking.rs`), if the app has a sync route and an
+    /// internal secret, and `--max-parked` is not 0.
+    pub parking: Option<Arc<Parking>>,
+    /// The PostgreSQL server parked polls listen to, when the store is PostgreSQL.
+    wake_listener: Option<tokio_postgres::Config>,
     /// `(component, internal secret)` of the drain route, if the app has one.
     drain_route: Option<(String, String)>,
     engine: Engine,
@@ -215,7 +224,10 @@ impl App {
                 vars.get("internal_secret")
                     .map(|s| (component, s.to_string()))
             });
+        let (parking, wake_listener) = parking(&router, &components, vars, &databases, &limits)?;
         let app = Arc::new(Self {
+            parking,
+            wake_listener,
             databases,
             kv,
             postgres: Default::default(),
@@ -247,6 +259,23 @@ impl App {
             secret,
             stop,
         )))
+    }
+
+    /// Starts the PostgreSQL wake listener of parked polls, if the store is PostgreSQL.
+    pub fn start_parking(self: &Arc<Self>) {
+        if let (Some(parking), Some(config)) = (&self.parking, &self.wake_listener) {
+            tokio::spawn(crate::parking::listen(Arc::clone(parking), config.clone()));
+        }
+    }
+
+    /// Committed updates of `users` rows in SQLite database `label`: wakes their
+    /// parked polls.
+    pub fn moved_sqlite_rows(&self, label: &str, rowids: &[i64]) {
+        if label == "default"
+            && let Some(parking) = &self.parking
+        {
+            parking.moved_rowids(rowids);
+        }
     }
 
     /// Advances the engine's epoch every [`EPOCH_TICK`] until the app is dropped.
@@ -292,6 +321,9 @@ impl App {
         if let Some(faults) = &self.faults {
             faults.render_metrics(&mut page);
         }
+        if let Some(parking) = &self.parking {
+            parking.render_metrics(&mut page);
+        }
         page
     }
 
@@ -329,9 +361,19 @@ impl App {
                     ),
                 ),
                 Some((component, matched)) => {
+                    let mut req = req;
+                    req.headers_mut().remove(PARK_HEADER);
+                    let offer = self.park_offer(&mut req);
                     let response = match self.limited(req) {
                         Ok((req, over)) => {
                             let response = self.call(&component, req, Some(&matched), client).await;
+                            let response = match offer {
+                                Some(offer) => {
+                                    self.parked(offer, response, &component, &matched, client)
+                                        .await
+                                }
+                                None => response,
+                            };
                             // The guest saw a body error (Spin's SDK answers it with a
                             // plain-text 500): the answer is the limit's.
                             if over.load(Ordering::Relaxed) {
@@ -370,6 +412,79 @@ impl App {
             "request"
         );
         response
+    }
+
+    /// Offers to park a `GET /v1/sync` that may wait (see `parking.rs`): marks the
+    /// request, and keeps what the answering run needs.
+    fn park_offer<B>(&self, req: &mut Request<B>) -> Option<ParkOffer> {
+        let parking = self.parking.as_ref()?;
+        if req.method() != Method::GET || req.uri().path() != crate::parking::SYNC_PATH {
+            return None;
+        }
+        let query = req.uri().query().unwrap_or("");
+        let wait_secs = crate::parking::wait_secs(query)?;
+        if !parking.open() {
+            return None;
+        }
+        let offer = ParkOffer {
+            started: Instant::now(),
+            wait_secs,
+            after: crate::parking::after(query),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        };
+        req.headers_mut()
+            .insert(PARK_HEADER, HeaderValue::from_str(parking.secret()).ok()?);
+        Some(offer)
+    }
+
+    /// After the first run of an offered sync: the component's answer if it did not
+    /// park; else waits parked, with no instance, and answers with a run at `wait=0`.
+    async fn parked(
+        self: &Arc<Self>,
+        offer: ParkOffer,
+        mut response: Response<HyperOutgoingBody>,
+        component: &str,
+        matched: &RouteMatch,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let Some(user) = response.headers_mut().remove(PARKED_USER_HEADER) else {
+            return response;
+        };
+        let (Some(parking), Ok(user)) = (&self.parking, user.to_str()) else {
+            return response;
+        };
+        let deadline = crate::parking::deadline(offer.started, offer.wait_secs);
+        match parking.park(user, offer.after, deadline).await {
+            Err(crate::parking::Refused::Full) => {
+                tracing::warn!("parked long-polls are at --max-parked: refused one");
+                return unavailable("too many parked long-polls");
+            }
+            Ok(Woken::NoSource) => {
+                tracing::debug!(user, "parked poll answered at once: no wake source");
+            }
+            Ok(_) => {}
+        }
+        let mut parts = offer.uri.into_parts();
+        let query = crate::parking::without_wait(
+            parts
+                .path_and_query
+                .as_ref()
+                .and_then(|p| p.query())
+                .unwrap_or(""),
+        );
+        let path_and_query = format!("{}?{query}", crate::parking::SYNC_PATH);
+        parts.path_and_query = path_and_query.parse().ok();
+        let Ok(uri) = http::Uri::from_parts(parts) else {
+            return response;
+        };
+        let mut req = Request::new(full(Bytes::new()));
+        *req.uri_mut() = uri;
+        *req.headers_mut() = offer.headers;
+        req.headers_mut().remove(http::header::CONTENT_LENGTH);
+        let mut answer = self.call(component, req, Some(matched), client).await;
+        answer.headers_mut().remove(PARKED_USER_HEADER);
+        answer
     }
 
     /// Applies the body limit: a declared length over it is refused at once; a
@@ -532,6 +647,60 @@ impl App {
             }
         }
     }
+}
+
+/// What the answering run of a parked poll needs from the original request.
+struct ParkOffer {
+    started: Instant,
+    wait_secs: u64,
+    after: i64,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+}
+
+/// Parking for the app, when it serves the sync route and has an internal secret:
+/// on the sync component's PostgreSQL `database_url` if it names one, else on the
+/// `default` SQLite database.
+fn parking(
+    router: &Router<String>,
+    components: &HashMap<String, Loaded>,
+    vars: &AppVariables,
+    databases: &Databases,
+    limits: &Limits,
+) -> Result<(Option<Arc<Parking>>, Option<tokio_postgres::Config>)> {
+    let none = Ok((None, None));
+    if limits.max_parked == 0 {
+        return none;
+    }
+    let Some((component, _)) = router.route(crate::parking::SYNC_PATH) else {
+        return none;
+    };
+    let Some(secret) = vars.get("internal_secret").filter(|s| !s.is_empty()) else {
+        return none;
+    };
+    let Some(loaded) = components.get(&component) else {
+        return none;
+    };
+    let url = loaded
+        .grants
+        .variables
+        .get("database_url")
+        .map(|u| u.trim())
+        .unwrap_or("");
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let address = crate::pg_pool::Address::parse(url)
+            .map_err(|e| anyhow!("component `{component}`: database_url: {e}"))?;
+        let parking = Parking::postgres(secret.to_string(), limits.max_parked);
+        return Ok((Some(Arc::new(parking)), Some(address.config)));
+    }
+    if !loaded.grants.sqlite_databases.contains("default") {
+        return none;
+    }
+    let Some(pool) = databases.get("default") else {
+        return none;
+    };
+    let parking = Parking::sqlite(secret.to_string(), limits.max_parked, Arc::clone(pool));
+    Ok((Some(Arc::new(parking)), None))
 }
 
 /// Adds Spin's `spin-*` request headers.

@@ -5,9 +5,10 @@
 //! `BEGIN … COMMIT` across several `execute` calls works. A connection returned with a
 //! transaction still open is rolled back before it is pooled again.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -58,6 +59,19 @@ impl Pool {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(128);
+        // What parked long-polls wake on (see `parking.rs`): the `users` rows a
+        // statement updated (each user's `head_seq`), and whether it rolled back. The
+        // hooks run on the thread that runs the statement; `observed` collects.
+        conn.update_hook(Some(
+            |action: rusqlite::hooks::Action, _db: &str, table: &str, rowid: i64| {
+                if action == rusqlite::hooks::Action::SQLITE_UPDATE && table == "users" {
+                    OBSERVED.with(|o| o.borrow_mut().moved.push(rowid));
+                }
+            },
+        ));
+        conn.rollback_hook(Some(|| {
+            OBSERVED.with(|o| o.borrow_mut().rolled_back = true);
+        }));
         Ok(conn)
     }
 
@@ -82,10 +96,34 @@ impl Pool {
     }
 }
 
+/// What the hooks of this crate's connections saw during one statement.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Rowids of the `users` rows it updated.
+    pub moved: Vec<i64>,
+    /// The transaction (or the statement's own) was rolled back.
+    pub rolled_back: bool,
+}
+
+thread_local! {
+    static OBSERVED: RefCell<Observed> = RefCell::default();
+}
+
+/// Runs `f` (one statement on a pooled connection, on this thread) and returns what
+/// the connection's hooks saw while it ran.
+pub fn observed<T>(f: impl FnOnce() -> T) -> (T, Observed) {
+    OBSERVED.with(|o| *o.borrow_mut() = Observed::default());
+    let value = f();
+    (
+        value,
+        OBSERVED.with(|o| std::mem::take(&mut *o.borrow_mut())),
+    )
+}
+
 /// The SQLite databases of the app, by label (`default` → `sqlite_db.db`, as Spin names it).
 #[derive(Debug, Default)]
 pub struct Databases {
-    pools: HashMap<String, Pool>,
+    pools: HashMap<String, Arc<Pool>>,
 }
 
 impl Databases {
@@ -101,12 +139,12 @@ impl Databases {
             } else {
                 format!("sqlite_db.{label}.db")
             };
-            pools.insert(label.clone(), Pool::open(dir.join(file))?);
+            pools.insert(label.clone(), Arc::new(Pool::open(dir.join(file))?));
         }
         Ok(Self { pools })
     }
 
-    pub fn get(&self, label: &str) -> Option<&Pool> {
+    pub fn get(&self, label: &str) -> Option<&Arc<Pool>> {
         self.pools.get(label)
     }
 }

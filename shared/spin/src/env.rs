@@ -85,6 +85,19 @@ pub fn check_internal_secret(req: &spin_sdk::http::Request) -> Result<(), Error>
     Ok(())
 }
 
+/// Whether the request carries the local gateway's offer to park a long-poll: header
+/// `courier-park` equal to the `internal_secret` variable, which clients never know
+/// (the gateway also removes any `courier-park` a client sends). See the gateway's
+/// `parking.rs`.
+pub fn park_offered(req: &spin_sdk::http::Request) -> bool {
+    let expected = variable("internal_secret").unwrap_or_default();
+    let given = req
+        .header("courier-park")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    !expected.is_empty() && same_secret(given, expected.as_bytes())
+}
+
 /// Compares in time independent of where the first difference is.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -4,7 +4,7 @@
 //! composite primary keys, `ON CONFLICT`. A migration never changes once released;
 //! changes come as new versions.
 
-use crate::sql::{Sql, SqlError, TxLock, write_tx};
+use crate::sql::{Dialect, Sql, SqlError, TxLock, write_tx};
 
 /// `(version, statements)`, in order.
 pub const MIGRATIONS: &[(i64, &[&str])] = &[
@@ -198,7 +198,36 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS webhook_events_by_webhook ON webhook_events (webhook)",
         ],
     ),
+    (
+        5,
+        &[
+            // Wakes for long-polls parked in gateways (the gateway's `parking.rs`):
+            // every statement that updates `users` rows (each appended entry moves
+            // its user's `head_seq`) notifies channel `courier_wake` with their uids,
+            // at most 100 per notification (ids are ≤ 64 bytes; a payload must stay
+            // under 8,000), delivered when the transaction commits. SQLite needs none:
+            // the one gateway on the file sees the updates through a hook.
+            "-- postgres only
+            CREATE OR REPLACE FUNCTION courier_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('courier_wake', string_agg(uid, ','))
+              FROM (SELECT uid, (row_number() OVER () - 1) / 100 AS chunk FROM moved) AS m
+              GROUP BY chunk;
+              RETURN NULL;
+            END
+            $$",
+            "-- postgres only
+            DROP TRIGGER IF EXISTS courier_wake ON users",
+            "-- postgres only
+            CREATE TRIGGER courier_wake AFTER UPDATE ON users
+            REFERENCING NEW TABLE AS moved
+            FOR EACH STATEMENT EXECUTE FUNCTION courier_wake()",
+        ],
+    ),
 ];
+
+/// The first line of a migration statement that runs on PostgreSQL only.
+const POSTGRES_ONLY: &str = "-- postgres only";
 
 /// The newest schema version.
 pub fn latest() -> i64 {
@@ -244,6 +273,9 @@ pub fn migrate<S: Sql + ?Sized>(sql: &S) -> Result<(), SqlError> {
                 return Ok(());
             }
             for statement in *statements {
+                if statement.starts_with(POSTGRES_ONLY) && s.dialect() != Dialect::Postgres {
+                    continue;
+                }
                 s.execute(statement, &[])?;
             }
             s.execute(

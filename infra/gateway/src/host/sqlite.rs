@@ -22,6 +22,9 @@ pub struct SqliteConnection {
     conn: Option<rusqlite::Connection>,
     writer: Arc<Mutex<()>>,
     write_guard: Option<OwnedMutexGuard<()>>,
+    /// `users` rows updated by the open transaction: parked polls to wake when it
+    /// commits (see `parking.rs`).
+    moved: Vec<i64>,
 }
 
 /// Whether a statement takes SQLite's write lock (by its first keyword; `BEGIN`
@@ -66,6 +69,7 @@ impl HostConnection for HostState {
             conn: Some(conn),
             writer: Arc::clone(&pool.writer),
             write_guard: None,
+            moved: Vec::new(),
         })?;
         Ok(Ok(resource))
     }
@@ -103,21 +107,38 @@ impl HostConnection for HostState {
         let Some(conn) = entry.conn.take() else {
             return Ok(Err(Error::InvalidConnection));
         };
-        let (conn, result) = if inline {
-            let result = run(&conn, &statement, parameters);
-            (conn, result)
-        } else {
-            tokio::task::spawn_blocking(move || {
+        let ((conn, result), observed) = if inline {
+            crate::sqlite_pool::observed(|| {
                 let result = run(&conn, &statement, parameters);
                 (conn, result)
+            })
+        } else {
+            tokio::task::spawn_blocking(move || {
+                crate::sqlite_pool::observed(|| {
+                    let result = run(&conn, &statement, parameters);
+                    (conn, result)
+                })
             })
             .await?
         };
         let entry = self.table.get_mut(&connection)?;
-        if conn.is_autocommit() {
-            entry.write_guard = None;
+        if observed.rolled_back {
+            entry.moved.clear();
         }
+        entry.moved.extend(observed.moved);
+        let committed = if conn.is_autocommit() {
+            entry.write_guard = None;
+            std::mem::take(&mut entry.moved)
+        } else {
+            Vec::new()
+        };
+        let label = (!committed.is_empty()).then(|| entry.label.clone());
         entry.conn = Some(conn);
+        if let Some(label) = label
+            && let Some(app) = self.app.upgrade()
+        {
+            app.moved_sqlite_rows(&label, &committed);
+        }
         Ok(result.map_err(to_wit_error))
     }
 
@@ -159,6 +180,7 @@ impl HostState {
             let _ = conn.execute_batch("ROLLBACK");
             if conn.is_autocommit() {
                 entry.write_guard = None;
+                entry.moved.clear();
             }
         }
         Ok(Some(Error::Io(fault.sqlite_text().into())))
