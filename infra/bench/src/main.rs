@@ -26,6 +26,7 @@
 mod gateway;
 mod load;
 mod native;
+mod online;
 mod scale;
 mod spin;
 
@@ -93,6 +94,31 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         duration: u64,
         /// Do not build the components first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Idle online clients (one `GET /v1/sync?wait=30` each) on one `courier up` on
+    /// SQLite: the gateway's idle CPU, RSS per client, wake latency and send latency
+    /// with N waiting against none; the baseline is the same gateway with parking off.
+    /// Exits non-zero, with no figures, when any request failed.
+    Online {
+        /// Waiting clients to measure, parked (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000, 20000])]
+        clients: Vec<usize>,
+        /// Waiting clients of the baseline, parking off (each holds an instance; the
+        /// pool has 1,000).
+        #[arg(long, default_value_t = 500)]
+        baseline: usize,
+        /// Wake-latency samples per run.
+        #[arg(long, default_value_t = 200)]
+        wakes: usize,
+        /// 1:1 sends per send-latency measurement.
+        #[arg(long, default_value_t = 2000)]
+        sends: usize,
+        /// The `courier` binary [default: built now, target/release/courier].
+        #[arg(long)]
+        courier: Option<PathBuf>,
+        /// Do not build the components and `courier` first.
         #[arg(long)]
         no_build: bool,
     },
@@ -320,6 +346,28 @@ fn run(cli: Cli) -> Result<()> {
                     spin,
                     courier,
                     database_url,
+                    build: !no_build,
+                },
+            )
+        }
+        Command::Online {
+            clients,
+            baseline,
+            wakes,
+            sends,
+            courier,
+            no_build,
+        } => {
+            let workspace =
+                std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
+            online::run(
+                &workspace,
+                &online::Options {
+                    counts: clients,
+                    baseline,
+                    wakes,
+                    sends,
+                    courier,
                     build: !no_build,
                 },
             )

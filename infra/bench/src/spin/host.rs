@@ -52,6 +52,8 @@ pub struct Setup {
     pub cache_dir: PathBuf,
     /// Application variables by name, the same for both hosts.
     pub variables: Vec<(String, String)>,
+    /// More arguments of `courier up` (e.g. `--max-parked 0`).
+    pub gateway_args: Vec<String>,
 }
 
 /// The Spin CLI: `explicit`, else `spin` on `PATH`, else `../shared/tools/spin/spin`
@@ -210,7 +212,8 @@ impl Running {
                     .args(["--no-build", "--listen", "127.0.0.1:0", "--data"])
                     .arg(&state)
                     .arg("--cache-dir")
-                    .arg(&setup.cache_dir);
+                    .arg(&setup.cache_dir)
+                    .args(&setup.gateway_args);
                 c
             }
             Host::Spin => {
@@ -337,6 +340,18 @@ impl Running {
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map(Store::Sqlite)
             .with_context(|| format!("cannot open {}", path.display()))
+    }
+
+    /// Resident memory of the host's main process, in bytes (`VmRSS`).
+    pub fn rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
     }
 
     /// The last `n` lines of the host's stderr.

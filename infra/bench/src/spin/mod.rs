@@ -15,7 +15,7 @@
 //! - [`host`]: the snapshot, starting and stopping the hosts, their CPU time.
 //! - [`workload`]: what each host is put through.
 
-mod host;
+pub mod host;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +94,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         manifest: snapshot.manifest.clone(),
         cache_dir: workspace.join(".courier/cache"),
         variables,
+        gateway_args: Vec::new(),
     };
 
     let machine = Machine::read();

@@ -1,0 +1,443 @@
+//! `courier-bench online`: idle online clients on one gateway (a child `courier up` on
+//! a fresh SQLite file). Each client holds one `GET /v1/sync?wait=30`, as a web client
+//! does. For each N: the gateway's CPU while they wait, its resident memory per
+//! waiting client, the wake latency (from a send's answer to the woken client's
+//! answer), and 1:1 send latency with N waiting against none.
+//!
+//! Baseline, in the same run: the same gateway with parking off (`--max-parked 0`),
+//! where every waiting poll holds a component instance that re-reads its head every
+//! 20 ms, at a count its 1,000-instance pool can hold.
+//!
+//! All measurements of one N fall inside the first poll's 29.5 s wait, so no poll is
+//! answered by its deadline meanwhile; a poll answered otherwise than by its wake, or
+//! any request that fails, fails the run (no figures are printed for it).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use courier_gateway::bench::client::{Conn, Latencies};
+use courier_gateway::bench::machine::{self, Machine};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::spin::host::{Host, Running, Setup, Snapshot};
+
+pub struct Options {
+    /// Parked counts to measure.
+    pub counts: Vec<usize>,
+    /// Waiting polls of the baseline (parking off).
+    pub baseline: usize,
+    /// Wake-latency samples per N.
+    pub wakes: usize,
+    /// 1:1 sends per latency measurement.
+    pub sends: usize,
+    pub courier: Option<std::path::PathBuf>,
+    pub build: bool,
+}
+
+const JWT: &str = "courier-bench-jwt-secret-0123456789abcdef";
+const INTERNAL: &str = "courier-bench-internal-secret-0123456789";
+/// Users that send (never wait): senders of the wakes and of the send loop.
+const SENDERS: usize = 64;
+/// Concurrent connections of the send-latency loop.
+const SEND_CONNECTIONS: usize = 8;
+/// Idle CPU is measured over this window.
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
+/// The polls' `wait`; everything is measured before the first one's deadline.
+const WAIT_SECS: u64 = 30;
+const BUDGET: Duration = Duration::from_millis(28_500);
+/// Descriptors left for everything but client sockets, in the bench and the gateway.
+const SPARE_FILES: u64 = 2048;
+/// Clients that start waiting at once.
+const RAMP_STEP: usize = 100;
+
+struct Measured {
+    mode: &'static str,
+    n: usize,
+    ramp: Duration,
+    idle_cpu_pct: f64,
+    rss_per_client: f64,
+    wake: Latencies,
+    send_idle: Latencies,
+    send_loaded: Latencies,
+}
+
+pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
+    if opts.build {
+        eprintln!("building the components…");
+        let manifest = courier_gateway::manifest::Manifest::load(&workspace.join("spin.toml"))?;
+        courier_gateway::builder::build_all(&manifest)?;
+    }
+    let courier = match &opts.courier {
+        Some(path) => path.clone(),
+        None if opts.build => courier_gateway::bench::soak::process::build_courier(workspace)?,
+        None => workspace.join("target/release/courier"),
+    };
+    let open_files = courier_gateway::listen::raise_open_file_limit();
+    // Both processes hold one socket per client, under the same limit (raised to
+    // the hard one; a container may not allow more): counts above it are capped,
+    // and the report says so.
+    let room = usize::try_from(open_files.saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
+    let mut capped = Vec::new();
+    let counts: Vec<usize> = opts
+        .counts
+        .iter()
+        .map(|&n| {
+            if n > room {
+                capped.push(format!("{n} → {room}"));
+            }
+            n.min(room)
+        })
+        .collect();
+    if !capped.is_empty() {
+        eprintln!(
+            "the open-file limit is {open_files} (hard): client counts capped ({})",
+            capped.join(", ")
+        );
+    }
+    anyhow::ensure!(
+        opts.baseline <= room,
+        "--baseline {} is over the open-file limit",
+        opts.baseline
+    );
+    let snapshot = Snapshot::take(workspace)?;
+    let variables = [
+        ("jwt_secret", JWT),
+        ("internal_secret", INTERNAL),
+        ("rate_per_user_per_sec", "1000000"),
+        ("rate_burst", "1000000"),
+        ("rate_per_org_per_sec", "1000000"),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let setup = Setup {
+        courier,
+        spin: Default::default(),
+        manifest: snapshot.manifest.clone(),
+        cache_dir: workspace.join(".courier/cache"),
+        variables,
+        gateway_args: Vec::new(),
+    };
+    let machine = Machine::read();
+    let rt = crate::runtime(machine::LOAD_THREADS)?;
+    crate::spin::host::stop_hosts_on_signal(&rt)?;
+    let mut results = Vec::new();
+    let runs = std::iter::once(("loop (baseline)", opts.baseline))
+        .chain(counts.iter().map(|&n| ("parked", n)));
+    for (mode, n) in runs {
+        let mut setup = setup.clone();
+        if mode != "parked" {
+            setup.gateway_args = vec!["--max-parked".into(), "0".into()];
+        } else {
+            setup.gateway_args = vec!["--max-parked".into(), (n + 16).to_string()];
+        }
+        eprintln!("== {mode}: {n} waiting clients ==");
+        let mut running = Running::start(Host::Gateway, &setup)?;
+        let measured = rt.block_on(one(&mut running, mode, n, opts));
+        match measured {
+            Ok(m) => results.push(m),
+            Err(e) => {
+                bail!(
+                    "{mode} with {n} waiting clients FAILED (no figures): {e:#}\ngateway log:\n{}",
+                    running.log_tail(15)
+                )
+            }
+        }
+    }
+    println!(
+        "courier-bench online — {} CPUs ({}), {}, {}, {} — loadavg {}",
+        machine.cpus,
+        machine.cpu_model,
+        machine.memory,
+        machine.kernel,
+        machine.date,
+        machine::loadavg()
+    );
+    println!(
+        "{:<16} {:>7} {:>8} {:>10} {:>12} {:>16} {:>22} {:>22} {:>8}",
+        "mode",
+        "clients",
+        "ramp s",
+        "idle CPU",
+        "RSS/client",
+        "wake p50/p99 ms",
+        "send p50/p99 ms (0)",
+        "send p50/p99 ms (N)",
+        "p99 ×"
+    );
+    for m in &results {
+        println!(
+            "{:<16} {:>7} {:>8.1} {:>9.1}% {:>9.1} KiB {:>7.1} / {:<7.1} {:>10.1} / {:<10.1} {:>10.1} / {:<10.1} {:>7.2}",
+            m.mode,
+            m.n,
+            m.ramp.as_secs_f64(),
+            m.idle_cpu_pct,
+            m.rss_per_client / 1024.0,
+            m.wake.percentile_ms(50.0),
+            m.wake.percentile_ms(99.0),
+            m.send_idle.percentile_ms(50.0),
+            m.send_idle.percentile_ms(99.0),
+            m.send_loaded.percentile_ms(50.0),
+            m.send_loaded.percentile_ms(99.0),
+            m.send_loaded.percentile_ms(99.0) / m.send_idle.percentile_ms(99.0),
+        );
+    }
+    if !capped.is_empty() {
+        println!(
+            "client counts capped by the open-file limit of {open_files}: {}",
+            capped.join(", ")
+        );
+    }
+    if let (Some(base), Some(parked)) =
+        (results.first(), results.iter().find(|m| m.mode == "parked"))
+    {
+        let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.n as f64;
+        println!(
+            "ratios, parked ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.2}x",
+            parked.n,
+            base.n,
+            per_1000(parked) / per_1000(base),
+            parked.rss_per_client / base.rss_per_client,
+            parked.wake.percentile_ms(99.0) / base.wake.percentile_ms(99.0),
+        );
+    }
+    Ok(())
+}
+
+/// One gateway, `n` waiting clients.
+async fn one(
+    running: &mut Running,
+    mode: &'static str,
+    n: usize,
+    opts: &Options,
+) -> Result<Measured> {
+    let addr = running.addr;
+    let ttl = Duration::from_secs(3600);
+    let admin = courier_gateway::token::mint(JWT, "bench-admin", None, true, ttl)?;
+    eprintln!("  creating {n} + {SENDERS} users…");
+    let waiting = courier_gateway::bench::create_users(addr, &admin, "w", n, 16).await?;
+    let senders = courier_gateway::bench::create_users(addr, &admin, "s", SENDERS, 8).await?;
+    let token = |u: &str| courier_gateway::token::mint(JWT, u, None, false, ttl);
+    let sender_tokens: Vec<String> = senders.iter().map(|u| token(u)).collect::<Result<_>>()?;
+
+    let send_idle = send_latencies(addr, &senders, &sender_tokens, opts.sends, "i").await?;
+    let rss_before = running.rss();
+
+    // The clients: one socket and one waiting poll each.
+    eprintln!("  {n} clients start waiting…");
+    let started = Instant::now();
+    let answers: Arc<Mutex<HashMap<usize, oneshot::Sender<Result<Instant>>>>> = Default::default();
+    let mut receivers = HashMap::new();
+    for i in 0..n {
+        let (tx, rx) = oneshot::channel();
+        answers.lock().expect("lock").insert(i, tx);
+        receivers.insert(i, rx);
+    }
+    let mut clients = Vec::with_capacity(n);
+    for (i, uid) in waiting.iter().enumerate() {
+        let request = format!(
+            "GET /v1/sync?after=0&wait={WAIT_SECS} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\r\n",
+            token(uid)?
+        );
+        let answers = Arc::clone(&answers);
+        clients.push(tokio::spawn(async move {
+            let answered = wait_once(addr, request).await;
+            if let Some(tx) = answers.lock().expect("lock").remove(&i) {
+                let _ = tx.send(answered);
+            }
+        }));
+        // In steps, each once the gateway holds the last: the first pass of each poll
+        // runs an instance, and a burst of thousands at once would touch (and keep
+        // resident) thousands of instance slots, which is no cost of waiting.
+        if i % RAMP_STEP == RAMP_STEP - 1 {
+            held_at_least(addr, mode, i + 1, started).await?;
+        }
+    }
+    held_at_least(addr, mode, n, started).await?;
+    if let Some((i, _)) = receivers.iter_mut().find(|(_, rx)| !rx.is_empty()) {
+        let i = *i;
+        let answer = receivers.remove(&i).expect("receiver").await;
+        bail!("client {i} was answered before any write: {answer:?}");
+    }
+    let ramp = started.elapsed();
+    let before = running.cpu();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_cpu_pct = (running.cpu() - before).as_secs_f64() / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let rss_per_client = running.rss().saturating_sub(rss_before) as f64 / n as f64;
+
+    eprintln!("  sends with {n} waiting…");
+    let send_loaded = send_latencies(addr, &senders, &sender_tokens, opts.sends, "l").await?;
+
+    eprintln!("  {} wakes…", opts.wakes.min(n));
+    let mut wake = Latencies::default();
+    let mut conn = Conn::open(addr).await?;
+    for k in 0..opts.wakes.min(n) {
+        let i = k * n / opts.wakes.min(n);
+        let body = serde_json::json!({
+            "client_msg_id": format!("wake{k}"),
+            "to": {"user": waiting[i]},
+            "content": {"type": "text", "text": "wake"},
+        })
+        .to_string();
+        let (status, answer) = conn
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(&sender_tokens[k % SENDERS]),
+                Some(body),
+            )
+            .await?;
+        let sent = Instant::now();
+        anyhow::ensure!(
+            status == 201,
+            "wake send: {status} {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let rx = receivers.remove(&i).context("client already answered")?;
+        let answered = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .context("a woken client was not answered within 5 s")??
+            .context("woken client")?;
+        wake.record(answered.saturating_duration_since(sent));
+    }
+    anyhow::ensure!(
+        started.elapsed() < BUDGET,
+        "the measurements took {:?}, past the polls' wait: rerun with fewer clients",
+        started.elapsed()
+    );
+    if let Some((i, _)) = receivers.iter_mut().find(|(_, rx)| !rx.is_empty()) {
+        bail!("client {i} was answered without a write");
+    }
+    running.ensure_alive()?;
+    for client in clients {
+        client.abort();
+    }
+    Ok(Measured {
+        mode,
+        n,
+        ramp,
+        idle_cpu_pct,
+        rss_per_client,
+        wake,
+        send_idle,
+        send_loaded,
+    })
+}
+
+/// Sends one waiting poll on a fresh socket; the instant its whole 200 arrived.
+async fn wait_once(addr: SocketAddr, request: String) -> Result<Instant> {
+    let mut socket = TcpStream::connect(addr).await?;
+    socket.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    loop {
+        let read = socket.read(&mut buf).await?;
+        anyhow::ensure!(read > 0, "connection closed before an answer");
+        got.extend_from_slice(&buf[..read]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            anyhow::ensure!(text.starts_with("HTTP/1.1 200"), "answer: {text}");
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return Ok(Instant::now());
+            }
+        }
+    }
+}
+
+/// Waits until the gateway holds `n` clients waiting.
+async fn held_at_least(addr: SocketAddr, mode: &str, n: usize, started: Instant) -> Result<()> {
+    loop {
+        let held = held(addr, mode).await?;
+        if held >= n {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("only {held} of {n} clients were waiting after 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How many clients the gateway holds waiting: its parked gauge, or (parking off)
+/// the instances in use.
+async fn held(addr: SocketAddr, mode: &str) -> Result<usize> {
+    let mut conn = Conn::open(addr).await?;
+    let (status, page) = conn.call("GET", "/metrics", None, None).await?;
+    anyhow::ensure!(status == 200, "/metrics: {status}");
+    let page = String::from_utf8_lossy(&page);
+    let name = if mode == "parked" {
+        "courier_parked_polls "
+    } else {
+        "courier_instances_in_use "
+    };
+    let value = page
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .with_context(|| format!("no {name}in /metrics"))?;
+    let value: f64 = value.trim().parse()?;
+    // The /metrics request itself is not an instance.
+    Ok(value as usize)
+}
+
+/// `count` 1:1 sends between the senders on [`SEND_CONNECTIONS`] connections.
+async fn send_latencies(
+    addr: SocketAddr,
+    senders: &[String],
+    tokens: &[String],
+    count: usize,
+    tag: &str,
+) -> Result<Latencies> {
+    let mut tasks = Vec::new();
+    for c in 0..SEND_CONNECTIONS {
+        let (senders, tokens, tag) = (senders.to_vec(), tokens.to_vec(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut latencies = Latencies::default();
+            for k in (c..count).step_by(SEND_CONNECTIONS) {
+                let from = k % senders.len();
+                let to = (from + 1 + k / senders.len()) % senders.len();
+                let to = if to == from {
+                    (to + 1) % senders.len()
+                } else {
+                    to
+                };
+                let body = serde_json::json!({
+                    "client_msg_id": format!("{tag}{k}"),
+                    "to": {"user": senders[to]},
+                    "content": {"type": "text", "text": "hi"},
+                })
+                .to_string();
+                let began = Instant::now();
+                let (status, answer) = conn
+                    .call("POST", "/v1/messages", Some(&tokens[from]), Some(body))
+                    .await?;
+                anyhow::ensure!(
+                    status == 201,
+                    "send: {status} {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                latencies.record(began.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Latencies::default();
+    for task in tasks {
+        all.merge(task.await??);
+    }
+    Ok(all)
+}
