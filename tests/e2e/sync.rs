@@ -291,7 +291,15 @@ fn history_pages_one_conversation_newest_first() {
         for query in ["limit=0", "limit=101", "before=-1", "before=x"] {
             history(query).expect_error(400, "bad_request");
         }
-        for conv in ["dm:bob:cid", "nonsense", "g:bad%20id"] {
+        // Two other users' conversation: not the caller's (403, as for a group).
+        let reply = api.call(
+            "GET",
+            "/v1/conversations/dm:bob:cid/messages",
+            Some(&ann),
+            None,
+        );
+        reply.expect_error(403, "forbidden");
+        for conv in ["nonsense", "g:bad%20id"] {
             let path = format!("/v1/conversations/{conv}/messages");
             let reply = api.call("GET", &path, Some(&ann), None);
             assert_eq!(reply.status, 400, "{conv}: {}", reply.body);

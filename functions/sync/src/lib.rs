@@ -46,7 +46,7 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 ///
 /// # `GET /v1/conversations/{conv}/messages?before=<seq>&limit=<n>`
 /// The caller's message entries of one conversation, newest first → 200
-/// `{"entries", "more"}`; a direct conversation id without the caller → 400; a
+/// `{"entries", "more"}`; a direct conversation id without the caller → 403; a
 /// group the caller never received anything from → an empty page.
 #[http_component]
 fn sync(req: Request) -> Response {

@@ -33,11 +33,13 @@ fn authorize<'a, S: Sql + ?Sized>(
 ) -> Result<Recipients<'a>, Error> {
     match to {
         Recipient::User(peer) => {
-            if peer != &caller.user {
+            if peer == &caller.user {
+                known_caller(sql, caller)?;
+            } else {
                 let facts = directory::relation_facts(sql, caller.user.as_str(), peer.as_str())
                     .map_err(from_store)?
                     .ok_or_else(|| Error::NotFound(format!("user {peer}")))?;
-                authorize_direct(
+                if let Err(refused) = authorize_direct(
                     &caller.user,
                     peer,
                     DirectFacts {
@@ -45,7 +47,10 @@ fn authorize<'a, S: Sql + ?Sized>(
                         friends: facts.friend,
                         shared_group: facts.shared_group,
                     },
-                )?;
+                ) {
+                    known_caller(sql, caller)?;
+                    return Err(refused);
+                }
             }
             Ok(Recipients::Direct {
                 peer: peer.as_str(),
@@ -55,10 +60,13 @@ fn authorize<'a, S: Sql + ?Sized>(
             let size = directory::group_size(sql, gid.as_str())
                 .map_err(from_store)?
                 .ok_or_else(|| Error::NotFound(format!("group {gid}")))?;
-            authorize_group(
+            if let Err(refused) = authorize_group(
                 directory::is_member(sql, gid.as_str(), caller.user.as_str())
                     .map_err(from_store)?,
-            )?;
+            ) {
+                known_caller(sql, caller)?;
+                return Err(refused);
+            }
             if size > config.inline_fanout_max as i64 {
                 // Too large to write inline: the sender's stream now, the members
                 // through the group's fan-out job (`accepted`).
@@ -69,6 +77,16 @@ fn authorize<'a, S: Sql + ?Sized>(
             }
             Ok(Recipients::Group { gid: gid.as_str() })
         }
+    }
+}
+
+/// A caller the directory does not know is 404 (as sync, ack and the conversation
+/// list answer), checked only on the paths that need it: a refused send (the
+/// relation or membership check fails for a ghost too) and a note to self.
+fn known_caller<S: Sql + ?Sized>(sql: &S, caller: &Identity) -> Result<(), Error> {
+    match directory::user(sql, caller.user.as_str()).map_err(from_store)? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound(format!("user {}", caller.user))),
     }
 }
 

@@ -30,8 +30,8 @@ pub(super) fn crossings(w: &World) -> Vec<Crossing> {
             "/v1/messages".into(),
             "ghost",
             Some(crate::client::text_to_user("g1", "ann", "boo")),
-            403,
-            "forbidden",
+            404,
+            "not_found",
         ),
         (
             "a ghost syncs",
@@ -187,8 +187,8 @@ pub(super) fn crossings(w: &World) -> Vec<Crossing> {
                 "/v1/conversations/dm:ann:bob/messages".into(),
                 "eve",
                 None,
-                400,
-                "bad_request",
+                403,
+                "forbidden",
             ),
             (
                 "the history of another org's group",

@@ -80,7 +80,8 @@ impl ConvId {
     /// Parses like [`ConvId::parse`], but resolves a `dm:` text with the user asking:
     /// only a split that has `caller` as one of its two users is kept. A `g:` text is
     /// parsed as is (membership is the store's question). A `dm:` text that does not
-    /// include `caller` is a bad request.
+    /// include `caller` is forbidden (403, "not a member", as API.md says; it tells
+    /// nothing about whether the conversation exists).
     pub fn parse_for(s: &str, caller: &UserId) -> Result<ConvId, Error> {
         if s.starts_with(GROUP_PREFIX) {
             return ConvId::parse(s);
@@ -90,7 +91,7 @@ impl ConvId {
             (Some((a, b)), None) => Ok(ConvId::direct(&a, &b)),
             // Unreachable for valid ids (see the module doc), kept as a safe answer.
             (Some(_), Some(_)) => Err(Error::BadRequest("ambiguous conversation id".into())),
-            (None, _) => Err(Error::BadRequest("not a conversation of the caller".into())),
+            (None, _) => Err(Error::Forbidden("not a conversation of the caller".into())),
         }
     }
 
