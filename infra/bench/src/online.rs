@@ -68,16 +68,7 @@ struct Measured {
 }
 
 pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
-    if opts.build {
-        eprintln!("building the components…");
-        let manifest = courier_gateway::manifest::Manifest::load(&workspace.join("spin.toml"))?;
-        courier_gateway::builder::build_all(&manifest)?;
-    }
-    let courier = match &opts.courier {
-        Some(path) => path.clone(),
-        None if opts.build => courier_gateway::bench::soak::process::build_courier(workspace)?,
-        None => workspace.join("target/release/courier"),
-    };
+    let courier = crate::spin::host::prepare(workspace, opts.courier.as_deref(), opts.build)?;
     let open_files = courier_gateway::listen::raise_open_file_limit();
     // Both processes hold one socket per client, under the same limit (raised to
     // the hard one; a container may not allow more): counts above it are capped,

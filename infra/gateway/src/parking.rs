@@ -159,13 +159,13 @@ impl Parking {
         if self.closing.load(Ordering::Acquire) {
             return Ok(Woken::ShuttingDown);
         }
-        let (slot, known_rowid) = self.register(uid)?;
+        let slot = self.register(uid)?;
         self.parks.fetch_add(1, Ordering::Relaxed);
         let moved = slot.notify.clone();
         let moved = moved.notified();
         tokio::pin!(moved);
         moved.as_mut().enable();
-        let head = match self.head(uid, known_rowid).await {
+        let head = match self.head(uid).await {
             Ok(Some((head, rowid))) => {
                 if let Some(rowid) = rowid {
                     self.map_rowid(uid, rowid);
@@ -199,7 +199,7 @@ impl Parking {
     }
 
     /// Counts the waiter in, or refuses it over `max`.
-    fn register(&self, uid: &str) -> Result<(Registration<'_>, Option<i64>), Refused> {
+    fn register(&self, uid: &str) -> Result<Registration<'_>, Refused> {
         let mut state = self.lock();
         if state.parked >= self.max {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -217,7 +217,7 @@ impl Parking {
             uid: uid.to_string(),
             notify: Arc::clone(&slot.notify),
         };
-        Ok((registration, slot.rowid))
+        Ok(registration)
     }
 
     fn map_rowid(&self, uid: &str, rowid: i64) {
@@ -230,13 +230,9 @@ impl Parking {
         }
     }
 
-    /// The user's head (and, on SQLite, the rowid of their `users` row, when not
-    /// known yet); `None` for no such user.
-    async fn head(
-        &self,
-        uid: &str,
-        known_rowid: Option<i64>,
-    ) -> anyhow::Result<Option<(i64, Option<i64>)>> {
+    /// The user's head (and, on SQLite, the rowid of their `users` row); `None` for
+    /// no such user.
+    async fn head(&self, uid: &str) -> anyhow::Result<Option<(i64, Option<i64>)>> {
         match &self.source {
             Source::Sqlite(pool) => {
                 let conn = pool.checkout()?;
@@ -248,7 +244,7 @@ impl Parking {
                 );
                 pool.checkin(conn);
                 match row {
-                    Ok((head, rowid)) => Ok(Some((head, known_rowid.is_none().then_some(rowid)))),
+                    Ok((head, rowid)) => Ok(Some((head, Some(rowid)))),
                     Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
                     Err(e) => Err(e.into()),
                 }

@@ -79,6 +79,27 @@ pub fn spin_binary(explicit: Option<&Path>, workspace: &Path) -> Result<PathBuf>
         })
 }
 
+/// Builds the components and `courier` (with `build`), and returns the `courier`
+/// binary to run: `explicit`, else the workspace's `target/release/courier`.
+pub fn prepare(workspace: &Path, explicit: Option<&Path>, build: bool) -> Result<PathBuf> {
+    if build {
+        eprintln!("building the components…");
+        let manifest = courier_gateway::manifest::Manifest::load(&workspace.join("spin.toml"))?;
+        courier_gateway::builder::build_all(&manifest)?;
+    }
+    let courier = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if build => courier_gateway::bench::soak::process::build_courier(workspace)?,
+        None => workspace.join("target/release/courier"),
+    };
+    anyhow::ensure!(
+        courier.is_file(),
+        "{}: no such file (build it with `cargo build --release -p courier-gateway`)",
+        courier.display()
+    );
+    Ok(courier)
+}
+
 /// The components as they are now, copied once, so that every round of both hosts
 /// runs the same bytes even if they are rebuilt meanwhile.
 pub struct Snapshot {

@@ -48,21 +48,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     anyhow::ensure!(opts.users >= 2, "--users must be at least 2");
     anyhow::ensure!(opts.rounds >= 1, "--rounds must be at least 1");
     let spin = host::spin_binary(opts.spin.as_deref(), workspace)?;
-    if opts.build {
-        eprintln!("building the components…");
-        let manifest = courier_gateway::manifest::Manifest::load(&workspace.join("spin.toml"))?;
-        courier_gateway::builder::build_all(&manifest)?;
-    }
-    let courier = match &opts.courier {
-        Some(path) => path.clone(),
-        None if opts.build => courier_gateway::bench::soak::process::build_courier(workspace)?,
-        None => workspace.join("target/release/courier"),
-    };
-    anyhow::ensure!(
-        courier.is_file(),
-        "{}: no such file (build it with `cargo build --release -p courier-gateway`)",
-        courier.display()
-    );
+    let courier = host::prepare(workspace, opts.courier.as_deref(), opts.build)?;
     let snapshot = Snapshot::take(workspace)?;
     let spin_version = std::process::Command::new(&spin)
         .arg("--version")
