@@ -18,6 +18,9 @@
 //!   non-decimal, repeated and huge `after`/`before`/`limit`/`wait` → 400.
 //! - Another user's resources: recall, receipts, history, acks and push devices of
 //!   someone else, another org's group.
+//! - The connection (gateway-only): a request head trickled in one line a second is
+//!   closed at `--header-timeout` unanswered; a body cut off by a disconnect changes
+//!   nothing and leaves no instance running.
 //!
 //! Requests go over a raw TCP connection so that every byte of the path is as
 //! written (no client normalizes `..` or re-encodes invalid UTF-8). Each valid request
@@ -126,5 +129,108 @@ fn every_route_refuses_every_hostile_case_that_applies_and_changes_nothing() {
         limits.len(),
         (started.elapsed() - set_up).as_secs_f64(),
         set_up.as_secs_f64()
+    );
+}
+
+/// Two rows of the matrix about the connection rather than the request, for every
+/// route at once: a request head trickled in one header line a second (slowloris) is
+/// closed by the gateway's `--header-timeout` (5 s) without an answer, and a request
+/// whose client goes away halfway through its body changes nothing and holds no
+/// instance after. Gateway-only: both are the gateway's connection handling (Spin's
+/// own listener has its own).
+#[test]
+fn every_route_closes_a_trickled_head_and_forgets_a_body_cut_off_by_a_disconnect() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use std::time::Duration;
+
+    use crate::connections::{metric, within};
+
+    if crate::harness::gateway_only("the gateway's --header-timeout and abandoned requests") {
+        return;
+    }
+    let w = world();
+    let api = &w.api;
+    let routes = routes(&w);
+    let addr = api.gw.base.trim_start_matches("http://").to_string();
+    api.unchanged(USERS, || {
+        for route in &routes {
+            let mut body = route.body_bytes();
+            if body.len() < 2 {
+                body = br#"{"padding": "a body that never arrives in full"}"#.to_vec();
+            }
+            let wire = valid(route, &route.path, Vec::new());
+            let mut bytes = wire.head_lines(&addr);
+            bytes.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            bytes.extend_from_slice(&body[..body.len() / 2]);
+            let mut socket = TcpStream::connect(&addr).expect("connect");
+            socket.write_all(&bytes).expect("head and half a body");
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        within(Duration::from_secs(5), "cut-off requests end", || {
+            metric(&api.gw.base, "courier_instances_in_use") == 0
+        });
+        let trickled: Vec<_> = routes
+            .iter()
+            .map(|route| {
+                let name = route.name();
+                let head = valid(route, &route.path, route.body_bytes()).head_lines(&addr);
+                let addr = addr.clone();
+                std::thread::spawn(move || {
+                    let started = std::time::Instant::now();
+                    let mut socket = TcpStream::connect(&addr).expect("connect");
+                    let mut lines = head.split_inclusive(|&b| b == b'\n');
+                    socket.set_nonblocking(true).expect("nonblocking");
+                    let mut answer = Vec::new();
+                    let closed = loop {
+                        let mut buf = [0u8; 1024];
+                        match socket.read(&mut buf) {
+                            Ok(0) => break started.elapsed(),
+                            Ok(n) => answer.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(_) => break started.elapsed(),
+                        }
+                        assert!(
+                            started.elapsed() < Duration::from_secs(20),
+                            "{name}: a trickled head held for 20 s"
+                        );
+                        let next = lines.next().map_or_else(
+                            || {
+                                format!("x-slow-{}: 1\r\n", started.elapsed().as_millis())
+                                    .into_bytes()
+                            },
+                            <[u8]>::to_vec,
+                        );
+                        if socket.write_all(&next).is_err() {
+                            break started.elapsed();
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    };
+                    let answer = String::from_utf8_lossy(&answer).to_string();
+                    assert!(
+                        closed >= Duration::from_secs(4) && closed < Duration::from_secs(9),
+                        "{name}: a trickled head closed after {closed:?}"
+                    );
+                    assert!(
+                        !answer.starts_with("HTTP/1.1 2"),
+                        "{name}: a trickled head was served: {answer}"
+                    );
+                })
+            })
+            .collect();
+        for thread in trickled {
+            thread.join().expect("a trickled head");
+        }
+    });
+    let timeouts = metric(&api.gw.base, "courier_header_timeouts_total");
+    assert!(
+        timeouts >= routes.len() as i64,
+        "{timeouts} header timeouts counted for {} trickled heads",
+        routes.len()
+    );
+    println!(
+        "connection rows: {} routes × (trickled head, body cut off by a disconnect)",
+        routes.len()
     );
 }

@@ -29,6 +29,9 @@
 //! - `parking`: long-polls parked in the gateway: woken by sends, fan-out chunks,
 //!   receipts and recalls (and across two gateways on PostgreSQL), freed on
 //!   disconnect, refused past `--max-parked`, answered on SIGTERM, not forgeable.
+//! - `connections` (gateway-only): a trickled request head closed at
+//!   `--header-timeout`, `--max-connections-per-address`, abandoned polls stopping their
+//!   instances at once, with `/metrics` and `/proc` figures before and after.
 //! - `push`: device registration, coalesced delivery, retries, dead tokens and signed
 //!   delivery receipts, against fake vendors.
 //! - `vendors`: the fake Web Push service, APNs, FCM and Huawei Push Kit, checking
@@ -49,6 +52,7 @@
 
 mod browser;
 mod client;
+mod connections;
 mod crashes;
 mod directory;
 mod faults;

@@ -123,11 +123,14 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         .chain(counts.iter().map(|&n| ("parked", n)));
     for (mode, n) in runs {
         let mut setup = setup.clone();
-        if mode != "parked" {
-            setup.gateway_args = vec!["--max-parked".into(), "0".into()];
-        } else {
-            setup.gateway_args = vec!["--max-parked".into(), (n + 16).to_string()];
-        }
+        let max_parked = if mode == "parked" { n + 16 } else { 0 };
+        // Every client connects from 127.0.0.1: the per-address cap is off here.
+        setup.gateway_args = vec![
+            "--max-parked".into(),
+            max_parked.to_string(),
+            "--max-connections-per-address".into(),
+            "0".into(),
+        ];
         eprintln!("== {mode}: {n} waiting clients ==");
         let mut running = Running::start(Host::Gateway, &setup)?;
         let measured = rt.block_on(one(&mut running, mode, n, opts));

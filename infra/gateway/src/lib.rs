@@ -27,6 +27,7 @@ pub mod drain;
 pub mod drainer;
 pub mod faults;
 pub mod host;
+pub mod idle;
 pub mod listen;
 pub mod manifest;
 pub mod metrics;

@@ -1,12 +1,14 @@
 //! The HTTP listener: accepts connections, serves HTTP/1.1 with keep-alive, and on
 //! SIGINT/SIGTERM stops accepting and lets in-flight requests finish.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -32,7 +34,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let stop_drainer = Arc::new(tokio::sync::Notify::new());
     let drainer = app.start_drainer(Arc::clone(&stop_drainer));
+    let connections = Arc::new(Connections::new(app.limits().max_connections_per_address));
     app.start_parking();
+    app.start_housekeeping();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -46,19 +50,62 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let admitted = connections.admit(client.ip());
                 let app = Arc::clone(&app);
-                let service = hyper::service::service_fn(move |req| {
-                    let app = Arc::clone(&app);
-                    async move { Ok::<_, std::convert::Infallible>(app.handle_incoming(req, client).await) }
-                });
-                let conn = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %client, "connection ended with an error");
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(app.limits().header_timeout);
+                let conn = match admitted {
+                    Some(admitted) => {
+                        let service = hyper::service::service_fn({
+                            let app = Arc::clone(&app);
+                            move |req| {
+                                let app = Arc::clone(&app);
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(
+                                        app.handle_incoming(req, client).await,
+                                    )
+                                }
+                            }
+                        });
+                        let conn = builder
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), service);
+                        let conn = graceful.watch(conn);
+                        Box::pin(async move {
+                            let _admitted = admitted;
+                            conn.await
+                        }) as std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>
                     }
+                    None => {
+                        // Over the address's cap: its request is read (within the
+                        // header timeout) and answered 503, and the connection closes.
+                        app.metrics.connection_refused();
+                        tracing::warn!(%client, "too many connections from this address");
+                        let service = hyper::service::service_fn(|_req| async {
+                            Ok::<_, std::convert::Infallible>(crate::server::unavailable(
+                                "too many connections from this address",
+                            ))
+                        });
+                        Box::pin(
+                            builder
+                                .keep_alive(false)
+                                .serve_connection(TokioIo::new(stream), service),
+                        )
+                    }
+                };
+                tokio::spawn(async move {
+                    app.metrics.connection_opened();
+                    if let Err(e) = conn.await {
+                        if e.is_timeout() {
+                            app.metrics.header_timed_out();
+                            tracing::debug!(%client, "request head not received in time");
+                        } else {
+                            tracing::debug!(error = %e, %client, "connection ended with an error");
+                        }
+                    }
+                    app.metrics.connection_closed();
                 });
             }
             () = &mut shutdown => break,
@@ -82,6 +129,66 @@ pub async fn serve(
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, drainer).await;
     }
     Ok(())
+}
+
+/// `--header-timeout`: a client has this long to send a request head, so a
+/// connection that trickles its headers (slowloris) or sits idle is closed. Node's
+/// HTTP server closes idle keep-alive connections after the same 5 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// `--max-connections-per-address`: one address can hold at most this share of the
+/// open-file budget (parked polls included). Raise it, or turn it off with 0, behind
+/// a reverse proxy or a large NAT, where many clients share one address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
+
+/// Open connections by client address, against a cap.
+struct Connections {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; frees its place when dropped.
+struct Admitted {
+    connections: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Connections {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for one more connection of `ip`, unless it holds `cap` already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_default();
+        if self.cap != 0 && *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Admitted {
+            connections: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// `--max-parked` when the open-file limit allows it: 20,000 parked clients on one

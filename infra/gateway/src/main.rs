@@ -58,6 +58,18 @@ enum Command {
         /// parking off) [default: 20000, less if the open-file limit is lower].
         #[arg(long)]
         max_parked: Option<usize>,
+        /// How long a client has to send a request head; a keep-alive connection
+        /// idle this long is closed too.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        header_timeout: Duration,
+        /// Connections one client address may hold open at once (past it, a new
+        /// one gets 503 and is closed; 0: no cap). Raise it behind a reverse proxy.
+        #[arg(long, default_value_t = courier_gateway::listen::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+        max_connections_per_address: usize,
+        /// Pooled database connections unused this long are closed (a few per
+        /// database stay open).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        pool_idle: Duration,
         /// Fault injection for proof tests [default: off], e.g.
         /// `sql=0.05,latency=0-20ms,outbound=0.3,seed=42` (see README, "Fault injection").
         #[arg(long, env = "COURIER_FAULTS", value_parser = parse_faults)]
@@ -146,6 +158,9 @@ fn run(cli: Cli) -> Result<()> {
             max_body_bytes,
             max_instances,
             max_parked,
+            header_timeout,
+            max_connections_per_address,
+            pool_idle,
             faults,
         } => {
             let open_files = courier_gateway::listen::raise_open_file_limit();
@@ -162,6 +177,9 @@ fn run(cli: Cli) -> Result<()> {
                     max_instances,
                     max_parked: max_parked
                         .unwrap_or_else(|| courier_gateway::listen::default_max_parked(open_files)),
+                    header_timeout,
+                    max_connections_per_address,
+                    pool_idle,
                     ..Limits::default()
                 },
                 variables: Default::default(),

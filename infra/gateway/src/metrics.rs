@@ -30,6 +30,14 @@ pub struct Metrics {
     jobs_dead: AtomicI64,
     jobs_done: AtomicI64,
     drains: AtomicI64,
+    /// Client connections open now (see `listen.rs`).
+    connections_open: AtomicI64,
+    /// Connections closed because no request head arrived in time (slow or idle).
+    header_timeouts: AtomicI64,
+    /// Connections refused because their address had too many open.
+    connections_refused: AtomicI64,
+    /// Requests whose client went away before the answer: their instance was stopped.
+    requests_abandoned: AtomicI64,
 }
 
 /// Decrements the in-use gauge when the instance's store is gone.
@@ -46,6 +54,26 @@ impl Metrics {
     pub fn instance_started(&self) -> InstanceGuard<'_> {
         self.instances_in_use.fetch_add(1, Ordering::Relaxed);
         InstanceGuard(self)
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn header_timed_out(&self) {
+        self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request_abandoned(&self) {
+        self.requests_abandoned.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one drain's report.
@@ -153,6 +181,30 @@ impl Metrics {
                 "Dead-lettered queue jobs (kept for inspection).",
                 "gauge",
                 &self.jobs_dead,
+            ),
+            (
+                "courier_connections_open",
+                "Client connections open now.",
+                "gauge",
+                &self.connections_open,
+            ),
+            (
+                "courier_header_timeouts_total",
+                "Connections closed by --header-timeout: a request head that did not arrive in time, or a keep-alive connection idle that long.",
+                "counter",
+                &self.header_timeouts,
+            ),
+            (
+                "courier_connections_refused_total",
+                "Connections answered 503 and closed: their address already had --max-connections-per-address open.",
+                "counter",
+                &self.connections_refused,
+            ),
+            (
+                "courier_requests_abandoned_total",
+                "Requests whose client went away before the answer; their instance was stopped.",
+                "counter",
+                &self.requests_abandoned,
             ),
         ] {
             let _ = writeln!(

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::idle::Idle;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
@@ -19,6 +21,8 @@ use tokio_postgres::{Client, Config, NoTls, Statement};
 pub const MAX_PER_ADDRESS: usize = 64;
 /// Idle sessions kept per connection string.
 const MAX_IDLE: usize = 32;
+/// Idle sessions kept per address however long they sit unused.
+const MIN_IDLE: usize = 2;
 /// How long a guest waits for a free session, and for a new one to connect.
 pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per session.
@@ -94,7 +98,7 @@ impl Address {
 /// The sessions of one connection string.
 pub struct Pool {
     config: Config,
-    idle: Mutex<Vec<Session>>,
+    idle: Idle<Session>,
     open: Arc<Semaphore>,
 }
 
@@ -102,7 +106,7 @@ impl Pool {
     fn new(config: Config) -> Self {
         Self {
             config,
-            idle: Mutex::new(Vec::new()),
+            idle: Idle::new(MAX_IDLE, MIN_IDLE),
             open: Arc::new(Semaphore::new(MAX_PER_ADDRESS)),
         }
     }
@@ -118,8 +122,7 @@ impl Pool {
             })?
             .map_err(|_| "the pool is closed".to_string())?;
         loop {
-            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            match idle {
+            match self.idle.pop() {
                 Some(session) if session.client.is_closed() => continue,
                 Some(session) => return Ok((session, permit)),
                 None => break,
@@ -156,10 +159,12 @@ impl Pool {
         {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(session);
-        }
+        self.idle.push(session);
+    }
+
+    /// Closes the sessions idle for longer than `ttl` (a few stay open).
+    pub fn shrink(&self, ttl: Duration) -> usize {
+        self.idle.shrink(ttl)
     }
 }
 
@@ -178,6 +183,18 @@ impl Pools {
                 .entry(address.to_string())
                 .or_insert_with(|| Arc::new(Pool::new(parsed.config.clone()))),
         )
+    }
+
+    /// Shrinks every pool (see [`Pool::shrink`]); returns the sessions closed.
+    pub fn shrink(&self, ttl: Duration) -> usize {
+        let pools: Vec<Arc<Pool>> = self
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        pools.iter().map(|pool| pool.shrink(ttl)).sum()
     }
 }
 

@@ -44,6 +44,13 @@ pub struct Limits {
     pub max_instances: u32,
     /// Long-polls parked at once (see `parking.rs`); 0 turns parking off.
     pub max_parked: usize,
+    /// How long a connection may take to send a request head (and how long a
+    /// keep-alive connection may sit idle before its next one).
+    pub header_timeout: Duration,
+    /// Connections one client address may hold open at once; 0 for no cap.
+    pub max_connections_per_address: usize,
+    /// Pooled SQLite connections and PostgreSQL sessions unused this long are closed.
+    pub pool_idle: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +61,9 @@ impl Default for Limits {
             max_memory_bytes: 256 << 20,
             max_instances: 1000,
             max_parked: crate::listen::DEFAULT_MAX_PARKED,
+            header_timeout: crate::listen::DEFAULT_HEADER_TIMEOUT,
+            max_connections_per_address: crate::listen::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            pool_idle: crate::idle::DEFAULT_POOL_IDLE,
         }
     }
 }
@@ -268,6 +278,33 @@ impl App {
         }
     }
 
+    /// Closes pooled SQLite connections and PostgreSQL sessions unused for longer
+    /// than `--pool-idle` (checking a few times per period), so what a burst opened
+    /// goes away with it. Ends when the app is dropped.
+    pub fn start_housekeeping(self: &Arc<Self>) {
+        let ttl = self.limits.pool_idle;
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::idle::shrink_every(ttl));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(app) = app.upgrade() else { return };
+                let pg = app.postgres.shrink(ttl);
+                let sqlite = tokio::task::spawn_blocking(move || {
+                    app.databases.pools().map(|p| p.shrink(ttl)).sum::<usize>()
+                        + app.kv.pool().shrink(ttl)
+                })
+                .await
+                .unwrap_or(0);
+                if pg + sqlite > 0 {
+                    tracing::debug!(sqlite, postgres = pg, "closed idle connections");
+                }
+            }
+        });
+    }
+
     /// Committed updates of `users` rows in SQLite database `label`: wakes their
     /// parked polls.
     pub fn moved_sqlite_rows(&self, label: &str, rowids: &[i64]) {
@@ -313,6 +350,11 @@ impl App {
         loaded.pre.instantiate_async(&mut store).await?;
         drop(store);
         Ok(started.elapsed())
+    }
+
+    /// The limits this gateway was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The `/metrics` page, with the injected-fault counter when faults are on.
@@ -609,9 +651,20 @@ impl App {
                 .call_handle(&mut store, req, out)
                 .await
         });
+        // Dropped with this future when the client goes away before the answer
+        // (hyper drops a request's future when its connection closes): the instance
+        // stops at its next yield and what it held (SQLite connection, an open
+        // transaction, rolled back, its slot in the pool) is freed at once.
+        let mut abandon = Abandon {
+            task: Some(task.abort_handle()),
+            metrics: &self.metrics,
+        };
 
         let timeout = self.limits.request_timeout;
-        match tokio::time::timeout(timeout, receiver).await {
+        let answer = tokio::time::timeout(timeout, receiver).await;
+        // From here the task runs to its end (it streams the body of its answer).
+        abandon.task = None;
+        match answer {
             Ok(Ok(Ok(response))) => response,
             Ok(Ok(Err(e))) => {
                 tracing::warn!(component = component_id, error = ?e, "guest answered with an error code");
@@ -645,6 +698,21 @@ impl App {
                 tracing::warn!(component = component_id, "request timed out");
                 unavailable("request timed out")
             }
+        }
+    }
+}
+
+/// Stops a request's instance if the request's future is dropped before the answer.
+struct Abandon<'a> {
+    task: Option<tokio::task::AbortHandle>,
+    metrics: &'a Metrics,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            self.metrics.request_abandoned();
         }
     }
 }
@@ -776,7 +844,7 @@ pub fn error_response(
     response
 }
 
-fn unavailable(message: &str) -> Response<HyperOutgoingBody> {
+pub(crate) fn unavailable(message: &str) -> Response<HyperOutgoingBody> {
     let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     response
         .headers_mut()

@@ -43,6 +43,24 @@ impl Wire {
     }
 }
 
+impl Wire {
+    /// The start line and header lines (each ending in CRLF), without the blank
+    /// line that ends the head or any framing header.
+    pub(super) fn head_lines(&self, addr: &str) -> Vec<u8> {
+        let mut head = Vec::new();
+        head.extend_from_slice(self.method.as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(&self.path);
+        head.extend_from_slice(
+            format!(" HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n").as_bytes(),
+        );
+        for (name, value) in &self.headers {
+            head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        head
+    }
+}
+
 /// Sends `wire` to the gateway at `base` over a fresh connection and reads the answer
 /// (the connection is closed after it).
 pub(super) fn send(base: &str, wire: &Wire) -> Reply {
@@ -51,16 +69,7 @@ pub(super) fn send(base: &str, wire: &Wire) -> Reply {
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("read timeout");
-    let mut head = Vec::new();
-    head.extend_from_slice(wire.method.as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(&wire.path);
-    head.extend_from_slice(
-        format!(" HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n").as_bytes(),
-    );
-    for (name, value) in &wire.headers {
-        head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
+    let mut head = wire.head_lines(addr);
     if let Some(length) = wire.declared_only {
         head.extend_from_slice(format!("content-length: {length}\r\n\r\n").as_bytes());
         stream.write_all(&head).expect("write the request head");

@@ -40,6 +40,11 @@ impl KvStore {
         })
     }
 
+    /// The pool of the store's file (for the gateway's housekeeping).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     async fn run<T: Send + 'static>(
         self: Arc<Self>,
         op: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,

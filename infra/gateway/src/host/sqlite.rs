@@ -19,7 +19,7 @@ use super::fermyon::spin::sqlite::{Error, Host, HostConnection, QueryResult, Row
 /// A guest's open connection. `conn` is `None` only while a statement runs.
 pub struct SqliteConnection {
     label: String,
-    conn: Option<rusqlite::Connection>,
+    conn: Option<crate::sqlite_pool::Conn>,
     writer: Arc<Mutex<()>>,
     write_guard: Option<OwnedMutexGuard<()>>,
     /// `users` rows updated by the open transaction: parked polls to wake when it
