@@ -90,23 +90,18 @@ fn read_response(socket: &mut TcpStream) -> String {
     }
 }
 
-#[test]
-fn a_request_head_trickled_in_is_cut_off_by_the_header_timeout() {
-    if gateway_only("the gateway's --header-timeout") {
-        return;
-    }
-    let gw = Gateway::start("spin.toml", SECRETS);
-    let before = metric(&gw.base, "courier_header_timeouts_total");
-    let mut slow = connect(&gw.base);
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: courier\r\n")
-        .expect("start line");
+/// Sends `head` (the start line and header lines, each ending in CRLF) one line a
+/// second, then one made-up header line a second, never ending the head; returns
+/// when the gateway closed the connection (panics past 20 s) and what it answered.
+pub(crate) fn trickle(base: &str, head: &[u8], what: &str) -> (Duration, String) {
+    let mut socket = connect(base);
+    socket.set_nonblocking(true).expect("nonblocking");
     let started = Instant::now();
-    // One header line a second, as a slowloris client sends them, for up to 20 s.
-    slow.set_nonblocking(true).expect("nonblocking");
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
     let mut answer = Vec::new();
     let closed = loop {
         let mut buf = [0u8; 1024];
-        match slow.read(&mut buf) {
+        match socket.read(&mut buf) {
             Ok(0) => break started.elapsed(),
             Ok(n) => answer.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -114,14 +109,33 @@ fn a_request_head_trickled_in_is_cut_off_by_the_header_timeout() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "a trickled request head was held for 20 s"
+            "{what}: held for 20 s"
         );
-        let line = format!("x-slow-{}: 1\r\n", started.elapsed().as_millis());
-        if slow.write_all(line.as_bytes()).is_err() {
+        let next = lines.next().map_or_else(
+            || format!("x-slow-{}: 1\r\n", started.elapsed().as_millis()).into_bytes(),
+            <[u8]>::to_vec,
+        );
+        if socket.write_all(&next).is_err() {
             break started.elapsed();
         }
         std::thread::sleep(Duration::from_secs(1));
     };
+    (closed, String::from_utf8_lossy(&answer).to_string())
+}
+
+#[test]
+fn a_request_head_trickled_in_is_cut_off_by_the_header_timeout() {
+    if gateway_only("the gateway's --header-timeout") {
+        return;
+    }
+    let gw = Gateway::start("spin.toml", SECRETS);
+    let before = metric(&gw.base, "courier_header_timeouts_total");
+    // One header line a second, as a slowloris client sends them.
+    let (closed, answer) = trickle(
+        &gw.base,
+        b"GET /healthz HTTP/1.1\r\nhost: courier\r\n",
+        "a trickled request head",
+    );
     eprintln!("slow request head: connection closed after {closed:?}");
     // The default --header-timeout is 5 s.
     assert!(
@@ -129,9 +143,8 @@ fn a_request_head_trickled_in_is_cut_off_by_the_header_timeout() {
         "closed after {closed:?}"
     );
     assert!(
-        !String::from_utf8_lossy(&answer).contains("200 OK"),
-        "the slow request was served: {}",
-        String::from_utf8_lossy(&answer)
+        !answer.contains("200 OK"),
+        "the slow request was served: {answer}"
     );
     assert!(metric(&gw.base, "courier_header_timeouts_total") > before);
     // A client that sends its head at once is served as before.

@@ -140,11 +140,11 @@ fn every_route_refuses_every_hostile_case_that_applies_and_changes_nothing() {
 /// own listener has its own).
 #[test]
 fn every_route_closes_a_trickled_head_and_forgets_a_body_cut_off_by_a_disconnect() {
-    use std::io::{ErrorKind, Read, Write};
+    use std::io::Write;
     use std::net::{Shutdown, TcpStream};
     use std::time::Duration;
 
-    use crate::connections::{metric, within};
+    use crate::connections::{metric, trickle, within};
 
     if crate::harness::gateway_only("the gateway's --header-timeout and abandoned requests") {
         return;
@@ -178,36 +178,7 @@ fn every_route_closes_a_trickled_head_and_forgets_a_body_cut_off_by_a_disconnect
                 let head = valid(route, &route.path, route.body_bytes()).head_lines(&addr);
                 let addr = addr.clone();
                 std::thread::spawn(move || {
-                    let started = std::time::Instant::now();
-                    let mut socket = TcpStream::connect(&addr).expect("connect");
-                    let mut lines = head.split_inclusive(|&b| b == b'\n');
-                    socket.set_nonblocking(true).expect("nonblocking");
-                    let mut answer = Vec::new();
-                    let closed = loop {
-                        let mut buf = [0u8; 1024];
-                        match socket.read(&mut buf) {
-                            Ok(0) => break started.elapsed(),
-                            Ok(n) => answer.extend_from_slice(&buf[..n]),
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                            Err(_) => break started.elapsed(),
-                        }
-                        assert!(
-                            started.elapsed() < Duration::from_secs(20),
-                            "{name}: a trickled head held for 20 s"
-                        );
-                        let next = lines.next().map_or_else(
-                            || {
-                                format!("x-slow-{}: 1\r\n", started.elapsed().as_millis())
-                                    .into_bytes()
-                            },
-                            <[u8]>::to_vec,
-                        );
-                        if socket.write_all(&next).is_err() {
-                            break started.elapsed();
-                        }
-                        std::thread::sleep(Duration::from_secs(1));
-                    };
-                    let answer = String::from_utf8_lossy(&answer).to_string();
+                    let (closed, answer) = trickle(&addr, &head, &name);
                     assert!(
                         closed >= Duration::from_secs(4) && closed < Duration::from_secs(9),
                         "{name}: a trickled head closed after {closed:?}"
