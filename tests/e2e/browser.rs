@@ -146,22 +146,28 @@ fn browser_chat_scenario_passes_in_headless_chromium() {
     let dir = root().join("tests/browser");
     npm_ci(&dir);
     let api = Api::start();
-    let started = std::time::Instant::now();
-    let status = Command::new("node")
-        .arg(dir.join("chat.spec.mjs"))
-        .arg(&api.gw.base)
-        .arg(JWT_SECRET)
-        .env("COURIER_BROWSER", &chromium)
-        .env("COURIER_ARTIFACTS", root().join("target/browser-artifacts"))
-        .status()
-        .expect("run node");
-    loud(&format!(
-        "browser scenario: {status} after {:.1} s; screenshots in target/browser-artifacts/",
-        started.elapsed().as_secs_f64()
-    ));
-    assert!(
-        status.success(),
-        "tests/browser/chat.spec.mjs failed ({status}); see its output above and the \
-         screenshots in target/browser-artifacts/"
-    );
+    // The page follows its stream over Server-Sent Events, then over long-polls (its
+    // fallback where a server has no event stream).
+    for transport in ["stream", "poll"] {
+        let started = std::time::Instant::now();
+        let status = Command::new("node")
+            .arg(dir.join("chat.spec.mjs"))
+            .arg(&api.gw.base)
+            .arg(JWT_SECRET)
+            .env("COURIER_BROWSER", &chromium)
+            .env("COURIER_ARTIFACTS", root().join("target/browser-artifacts"))
+            .env("COURIER_WEB_TRANSPORT", transport)
+            .status()
+            .expect("run node");
+        loud(&format!(
+            "browser scenario over {transport}: {status} after {:.1} s; screenshots in \
+             target/browser-artifacts/",
+            started.elapsed().as_secs_f64()
+        ));
+        assert!(
+            status.success(),
+            "tests/browser/chat.spec.mjs over {transport} failed ({status}); see its output \
+             above and the screenshots in target/browser-artifacts/"
+        );
+    }
 }

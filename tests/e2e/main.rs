@@ -55,6 +55,7 @@ mod client;
 mod connections;
 mod crashes;
 mod directory;
+mod events;
 mod faults;
 mod gateway;
 mod harness;

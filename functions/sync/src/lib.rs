@@ -1,9 +1,9 @@
-//! The `sync` component: the read path — sync with long-poll, the conversation list
-//! and history.
+//! The `sync` component: the read path — sync with long-poll, the event stream, the
+//! conversation list and history.
 //!
 //! # Layout
-//! One handler, [`sync`], routing to `courier_messaging::reads`; the long-poll loop
-//! ([`long_poll`]) lives here because it sleeps, which is I/O.
+//! One handler, [`sync`], routing to `courier_messaging::reads`; the waiting loops
+//! ([`long_poll`], [`follow`]) live here because they sleep, which is I/O.
 
 #![allow(
     unsafe_code,
@@ -12,34 +12,56 @@
 
 use std::time::{Duration, Instant};
 
-use courier_core::Error;
-use courier_core::api::{HistoryQuery, SyncQuery, SyncResponse};
+use courier_core::api::{HistoryQuery, StreamQuery, SyncQuery, SyncResponse};
 use courier_core::auth::Identity;
+use courier_core::ids::Seq;
+use courier_core::streams::{SSE_PING, sse_events};
+use courier_core::{Config, Error};
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, park_offered, store};
 use courier_spin::http::{check_method, decoded, ok, segments, serve};
 use courier_spin::store::Store;
-use spin_sdk::http::{Method, Request, Response};
+use futures::SinkExt;
+use spin_sdk::http::{Method, OutgoingResponse, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
-/// How often a waiting sync re-reads the stream head (one primary-key read).
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// A long-poll answers this much before `wait` would reach the gateway's 30 s limit.
+/// A waiting loop re-reads the stream head (one primary-key read) this soon after it
+/// starts or after the stream moved...
+const POLL_FIRST: Duration = Duration::from_millis(20);
+/// ...and doubles the pause while nothing happens, up to this: an idle wait costs a
+/// tenth of what a fixed 20 ms pause did, and an entry is still seen within 200 ms.
+const POLL_MAX: Duration = Duration::from_millis(200);
+/// A wait answers this much before it would reach the platform's 30 s request limit.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// An idle event stream sends a comment line this often.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Entries per event-stream write.
+const STREAM_PAGE: u32 = 100;
 
 /// # `GET /v1/sync?after=<seq>&limit=<n>&wait=<s>`
 /// The caller's stream entries with `seq > after`, ascending → 200
 /// `{"entries", "next", "head", "more"}`.
 /// - With no entries and `wait > 0`, holds the request until an entry arrives
-///   (re-reading the head every 20 ms) or `wait` passes (a 30 s wait answers at 29.5 s,
-///   inside the platform's request limit).
+///   (re-reading the head, see [`Pause`]) or `wait` passes (a 30 s wait answers at
+///   29.5 s, inside the platform's request limit).
 /// - Behind the local gateway, which offers to hold the wait itself (header
 ///   `courier-park`), an empty first page is answered at once with the caller named in
 ///   `courier-parked-user`; the gateway parks the client and runs the sync again with
 ///   `wait=0` when the stream moves.
 /// - Marks the calling device online.
 /// - Bad `after`/`limit`/`wait` or `after` beyond head → 400; bad token → 401.
+///
+/// # `GET /v1/stream?after=<seq>&wait=<s>` (Server-Sent Events)
+/// The same entries as events (`id: <seq>`, `event: entry`, the Entry as `data`), then
+/// every new one as it lands, for `wait` seconds (default 30: until 29.5 s);
+/// `Last-Event-ID` overrides `after`; a purged gap is one `event: trimmed`; `: ping`
+/// every 15 s while idle.
+/// - Errors before the stream starts are the JSON errors of `GET /v1/sync`.
+/// - Behind the local gateway (header `courier-park`), one page of events is answered
+///   at once, with `courier-parked-user` and the cursor in `courier-stream-next`; the
+///   gateway holds the stream, with no instance, and runs this again when it moves.
+/// - Marks the device online while open.
 ///
 /// # `GET /v1/conversations`
 /// The offline counters, most recent first → 200 `{"conversations": [...]}`.
@@ -49,20 +71,36 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// `{"entries", "more"}`; a direct conversation id without the caller → 403; a
 /// group the caller never received anything from → an empty page.
 #[http_component]
-fn sync(req: Request) -> Response {
-    serve(req, handle)
+async fn sync(req: Request, out: ResponseOutparam) {
+    let mut stream = None;
+    let response = serve(req, |req| handle(req, &mut stream));
+    let body_of = |response: &mut Response| std::mem::take(response.body_mut());
+    let mut response = response;
+    let first = body_of(&mut response);
+    let outgoing = match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => outgoing,
+        Err(e) => return eprintln!("courier: cannot answer: {e}"),
+    };
+    let mut body = outgoing.take_body();
+    out.set(outgoing);
+    if body.send(first).await.is_err() {
+        return;
+    }
+    if let Some(stream) = stream {
+        follow(stream, &mut body).await;
+    }
 }
 
-fn handle(req: &Request) -> Result<Response, Error> {
+fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Error> {
     let path = req.path();
-    let route = if path == "/v1/sync" {
-        Route::Sync
-    } else {
-        match segments(path, "/v1/conversations").as_deref() {
+    let route = match path {
+        "/v1/sync" => Route::Sync,
+        "/v1/stream" => Route::Stream,
+        _ => match segments(path, "/v1/conversations").as_deref() {
             Some([]) => Route::Conversations,
             Some([conv, "messages"]) => Route::History(decoded(conv).into_owned()),
             _ => return Err(Error::NotFound(format!("no route for {path}"))),
-        }
+        },
     };
     if let Err(refused) = check_method(req, &[Method::Get]) {
         return Ok(refused);
@@ -87,6 +125,39 @@ fn handle(req: &Request) -> Result<Response, Error> {
             }
             Ok(ok(&long_poll(&db, &caller, &query, first)?))
         }
+        Route::Stream => {
+            let last_event_id = req.header("last-event-id").and_then(|v| v.as_str());
+            let query = StreamQuery::parse(req.query(), last_event_id)?;
+            let config = config()?;
+            let page = SyncQuery {
+                after: query.after,
+                limit: STREAM_PAGE,
+                wait_secs: 0,
+            };
+            let first = reads::sync_once(&db, &caller, &page)?;
+            reads::touch(&db, &config, &caller, now)?;
+            let mut events = Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .header("x-accel-buffering", "no")
+                .body(sse_events(&first))
+                .build();
+            if park_offered(req) {
+                events.set_header("courier-parked-user", caller.user.as_str());
+                events.set_header("courier-stream-next", first.next.to_string());
+            } else if query.wait_secs > 0 {
+                let wait = Duration::from_secs(u64::from(query.wait_secs));
+                *stream = Some(Following {
+                    db,
+                    caller,
+                    config,
+                    after: first.next,
+                    until: Instant::now() + wait.min(REQUEST_LIMIT - DEADLINE_MARGIN),
+                });
+            }
+            Ok(events)
+        }
         Route::Conversations => Ok(ok(&reads::conversations(&db, &caller)?)),
         Route::History(conv) => {
             let query = HistoryQuery::parse(req.query())?;
@@ -97,8 +168,25 @@ fn handle(req: &Request) -> Result<Response, Error> {
 
 enum Route {
     Sync,
+    Stream,
     Conversations,
     History(String),
+}
+
+/// The pause between head reads of a waiting loop: [`POLL_FIRST`], doubling to
+/// [`POLL_MAX`] while the stream stays still.
+struct Pause(Duration);
+
+impl Pause {
+    fn new() -> Self {
+        Pause(POLL_FIRST)
+    }
+
+    /// Sleeps the current pause (never past `until`) and lengthens the next one.
+    fn sleep(&mut self, until: Instant) {
+        std::thread::sleep(self.0.min(until.saturating_duration_since(Instant::now())));
+        self.0 = (self.0 * 2).min(POLL_MAX);
+    }
 }
 
 /// Answers `page` (the first pass) at once when it has entries; otherwise waits for
@@ -114,11 +202,62 @@ fn long_poll(
         return Ok(page);
     }
     let wait = Duration::from_secs(u64::from(query.wait_secs)).min(REQUEST_LIMIT - DEADLINE_MARGIN);
-    while started.elapsed() < wait {
-        std::thread::sleep(POLL_INTERVAL.min(wait.saturating_sub(started.elapsed())));
+    let until = started + wait;
+    let mut pause = Pause::new();
+    while Instant::now() < until {
+        pause.sleep(until);
         if reads::head(db, caller)? > query.after {
             return reads::sync_once(db, caller, query);
         }
     }
     Ok(page)
+}
+
+/// An event stream the component serves itself (no gateway holds it).
+struct Following {
+    db: Store,
+    caller: Identity,
+    config: Config,
+    after: Seq,
+    until: Instant,
+}
+
+/// Writes each new page of the stream as events, and a ping while idle, until the
+/// platform's limit nears, the client goes away (a write fails) or the store fails.
+async fn follow<B>(mut stream: Following, body: &mut B)
+where
+    B: futures::Sink<Vec<u8>> + Unpin,
+{
+    let until = stream.until;
+    let mut pause = Pause::new();
+    let mut wrote = Instant::now();
+    while Instant::now() < until {
+        pause.sleep(until);
+        let moved = match reads::head(&stream.db, &stream.caller) {
+            Ok(head) => head > stream.after,
+            Err(_) => return,
+        };
+        let events = if moved {
+            let query = SyncQuery {
+                after: stream.after,
+                limit: STREAM_PAGE,
+                wait_secs: 0,
+            };
+            let Ok(page) = reads::sync_once(&stream.db, &stream.caller, &query) else {
+                return;
+            };
+            stream.after = page.next;
+            pause = Pause::new();
+            sse_events(&page)
+        } else if wrote.elapsed() >= PING_EVERY {
+            SSE_PING.to_string()
+        } else {
+            continue;
+        };
+        let _ = reads::touch(&stream.db, &stream.config, &stream.caller, now_ms());
+        if body.send(events.into_bytes()).await.is_err() {
+            return;
+        }
+        wrote = Instant::now();
+    }
 }

@@ -33,13 +33,12 @@ export class Api {
     this.token = token;
   }
 
-  /** One request; resolves to the JSON body (null for 204), rejects as above. */
-  async request(method, url, { body, signal } = {}) {
-    const headers = { authorization: `Bearer ${this.token}` };
+  /** The response to one request, whatever its status; rejects only with no answer. */
+  async fetch(method, url, { body, signal, headers: extra } = {}) {
+    const headers = { authorization: `Bearer ${this.token}`, ...extra };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let response;
     try {
-      response = await fetch(url, {
+      return await fetch(url, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -50,6 +49,11 @@ export class Api {
       if (error.name === 'AbortError') throw error;
       throw new NetworkError(error.message || 'network error');
     }
+  }
+
+  /** One request; resolves to the JSON body (null for 204), rejects as above. */
+  async request(method, url, options = {}) {
+    const response = await this.fetch(method, url, options);
     if (response.status === 204) return null;
     let data = null;
     try {
@@ -81,6 +85,30 @@ export class Api {
   sync(after, wait, signal) {
     const query = new URLSearchParams({ after: String(after), wait: String(wait), limit: '200' });
     return this.request('GET', `/v1/sync?${query}`, { signal });
+  }
+
+  /**
+   * Opens `GET /v1/stream` (Server-Sent Events) after `after`, for `wait` seconds;
+   * resolves to the open response, whose body the caller reads; rejects as above
+   * (an ApiError with status 404 or 405 when the server has no stream route).
+   */
+  async stream(after, wait, signal) {
+    const query = new URLSearchParams({ after: String(after), wait: String(wait) });
+    const response = await this.fetch('GET', `/v1/stream?${query}`, {
+      signal,
+      headers: { accept: 'text/event-stream' },
+    });
+    const type = response.headers.get('content-type') ?? '';
+    if (response.ok && type.startsWith('text/event-stream')) return response;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      if (error.name === 'AbortError') throw error;
+    }
+    const retryAfter = Number(response.headers.get('retry-after')) || undefined;
+    const status = response.ok ? 404 : response.status; // a page, not a stream: none here
+    throw new ApiError(status, data?.error?.code, data?.error?.message, retryAfter);
   }
 
   ack(seq) {

@@ -6,7 +6,7 @@ import { Api, ApiError } from './api.js';
 import { Chat } from './chat.js';
 import { byTestId } from './dom.js';
 import { setupPush } from './push.js';
-import { SyncLoop } from './sync.js';
+import { SyncLoop, syncOptions } from './sync.js';
 import { mintToken, readToken } from './token.js';
 
 const TOKEN_KEY = 'courier:token';
@@ -92,6 +92,7 @@ async function signIn(token) {
     apply: (entries) => chat.applyEntries(entries),
     onState: (state, detail) => connection(navigator.onLine ? state : 'offline', detail),
     onFatal: (error) => signOut(`Signed out: ${error.message}`),
+    ...syncOptions(window.location.search),
   });
   session = { chat, sync, stopped };
   el.whoami.textContent = `${identity.user} · ${identity.device}`;
@@ -157,7 +158,8 @@ el.mintForm.addEventListener('submit', (event) => {
 
 el.signOut.addEventListener('click', () => signOut());
 window.addEventListener('offline', () => connection('offline'));
-window.addEventListener('online', () => connection('reconnecting'));
+// Back online: an event stream may have stayed open all along (then it is still live).
+window.addEventListener('online', () => connection(session?.sync.state === 'live' ? 'live' : 'reconnecting'));
 
 const saved = localStorage.getItem(TOKEN_KEY);
 if (saved) {

@@ -97,9 +97,10 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
-    /// Idle online clients (one `GET /v1/sync?wait=30` each) on one `courier up` on
-    /// SQLite: the gateway's idle CPU, RSS per client, wake latency and send latency
-    /// with N waiting against none; the baseline is the same gateway with parking off.
+    /// Idle online clients (one `GET /v1/sync?wait=30` each, then one `GET /v1/stream`
+    /// each) on one `courier up` on SQLite: the gateway's idle CPU, RSS per client,
+    /// wake latency and send latency with N waiting against none; the baseline is the
+    /// same gateway with parking off (the component's own loop).
     /// Exits non-zero, with no figures, when any request failed.
     Online {
         /// Waiting clients to measure, parked (comma-separated).

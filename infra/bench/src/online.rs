@@ -4,6 +4,10 @@
 //! waiting client, the wake latency (from a send's answer to the woken client's
 //! answer), and 1:1 send latency with N waiting against none.
 //!
+//! The same again with each client holding one `GET /v1/stream` (Server-Sent
+//! Events) instead, which the gateway holds the same way between the component's
+//! runs; a stream's wake is its first `event: entry`.
+//!
 //! Baseline, in the same run: the same gateway with parking off (`--max-parked 0`),
 //! where every waiting poll holds a component instance that re-reads its head every
 //! 20 ms, at a count its 1,000-instance pool can hold.
@@ -55,6 +59,10 @@ const BUDGET: Duration = Duration::from_millis(28_500);
 const SPARE_FILES: u64 = 2048;
 /// Clients that start waiting at once.
 const RAMP_STEP: usize = 100;
+/// The modes: the component's own loop (parking off), parked long-polls, held streams.
+const BASELINE: &str = "loop (baseline)";
+const PARKED: &str = "parked";
+const STREAMS: &str = "streams";
 
 struct Measured {
     mode: &'static str,
@@ -119,11 +127,12 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     let rt = crate::runtime(machine::LOAD_THREADS)?;
     crate::spin::host::stop_hosts_on_signal(&rt)?;
     let mut results = Vec::new();
-    let runs = std::iter::once(("loop (baseline)", opts.baseline))
-        .chain(counts.iter().map(|&n| ("parked", n)));
+    let runs = std::iter::once((BASELINE, opts.baseline))
+        .chain(counts.iter().map(|&n| (PARKED, n)))
+        .chain(counts.iter().map(|&n| (STREAMS, n)));
     for (mode, n) in runs {
         let mut setup = setup.clone();
-        let max_parked = if mode == "parked" { n + 16 } else { 0 };
+        let max_parked = if mode == BASELINE { 0 } else { n + 16 };
         // Every client connects from 127.0.0.1: the per-address cap is off here.
         setup.gateway_args = vec![
             "--max-parked".into(),
@@ -188,17 +197,20 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
             capped.join(", ")
         );
     }
-    if let (Some(base), Some(parked)) =
-        (results.first(), results.iter().find(|m| m.mode == "parked"))
-    {
+    let base = results.first();
+    for held in [PARKED, STREAMS] {
+        let (Some(base), Some(held)) = (base, results.iter().find(|m| m.mode == held)) else {
+            continue;
+        };
         let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.n as f64;
         println!(
-            "ratios, parked ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.2}x",
-            parked.n,
+            "ratios, {} ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.2}x",
+            held.mode,
+            held.n,
             base.n,
-            per_1000(parked) / per_1000(base),
-            parked.rss_per_client / base.rss_per_client,
-            parked.wake.percentile_ms(99.0) / base.wake.percentile_ms(99.0),
+            per_1000(held) / per_1000(base),
+            held.rss_per_client / base.rss_per_client,
+            held.wake.percentile_ms(99.0) / base.wake.percentile_ms(99.0),
         );
     }
     Ok(())
@@ -235,13 +247,22 @@ async fn one(
     }
     let mut clients = Vec::with_capacity(n);
     for (i, uid) in waiting.iter().enumerate() {
+        let route = if mode == STREAMS {
+            "/v1/stream?after=0".to_string()
+        } else {
+            format!("/v1/sync?after=0&wait={WAIT_SECS}")
+        };
         let request = format!(
-            "GET /v1/sync?after=0&wait={WAIT_SECS} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\r\n",
+            "GET {route} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\r\n",
             token(uid)?
         );
         let answers = Arc::clone(&answers);
         clients.push(tokio::spawn(async move {
-            let answered = wait_once(addr, request).await;
+            let answered = if mode == STREAMS {
+                first_event(addr, request).await
+            } else {
+                wait_once(addr, request).await
+            };
             if let Some(tx) = answers.lock().expect("lock").remove(&i) {
                 let _ = tx.send(answered);
             }
@@ -352,6 +373,30 @@ async fn wait_once(addr: SocketAddr, request: String) -> Result<Instant> {
     }
 }
 
+/// Opens one event stream on a fresh socket; the instant its first entry event
+/// arrived (its pings are no answer).
+async fn first_event(addr: SocketAddr, request: String) -> Result<Instant> {
+    let mut socket = TcpStream::connect(addr).await?;
+    socket.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    loop {
+        let read = socket.read(&mut buf).await?;
+        anyhow::ensure!(read > 0, "the stream ended before an event");
+        got.extend_from_slice(&buf[..read]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            anyhow::ensure!(
+                text.starts_with("HTTP/1.1 200") && text[..end].contains("text/event-stream"),
+                "answer: {text}"
+            );
+            if text[end..].contains("event: entry") {
+                return Ok(Instant::now());
+            }
+        }
+    }
+}
+
 /// Waits until the gateway holds `n` clients waiting.
 async fn held_at_least(addr: SocketAddr, mode: &str, n: usize, started: Instant) -> Result<()> {
     loop {
@@ -373,10 +418,10 @@ async fn held(addr: SocketAddr, mode: &str) -> Result<usize> {
     let (status, page) = conn.call("GET", "/metrics", None, None).await?;
     anyhow::ensure!(status == 200, "/metrics: {status}");
     let page = String::from_utf8_lossy(&page);
-    let name = if mode == "parked" {
-        "courier_parked_polls "
-    } else {
+    let name = if mode == BASELINE {
         "courier_instances_in_use "
+    } else {
+        "courier_parked_polls "
     };
     let value = page
         .lines()

@@ -25,6 +25,7 @@ pub mod bench;
 pub mod builder;
 pub mod drain;
 pub mod drainer;
+pub mod events;
 pub mod faults;
 pub mod host;
 pub mod idle;

@@ -1,5 +1,6 @@
 //! Parked long-polls: the gateway, the access layer, holds a waiting `GET /v1/sync`
 //! itself, with no WebAssembly instance, and wakes it from the store's own writes.
+//! Event streams (`GET /v1/stream`, `events.rs`) wait here between their runs too.
 //!
 //! # The exchange with the `sync` component
 //! 1. The gateway offers to park: it adds [`PARK_HEADER`] (the app's
@@ -40,8 +41,10 @@ use crate::sqlite_pool::Pool;
 pub const PARK_HEADER: &str = "courier-park";
 /// Response header of a component that accepts the offer (value: the user id).
 pub const PARKED_USER_HEADER: &str = "courier-parked-user";
-/// The route that parks.
+/// The long-poll route that parks.
 pub const SYNC_PATH: &str = "/v1/sync";
+/// The event-stream route, held between its runs like a parked poll.
+pub const STREAM_PATH: &str = "/v1/stream";
 /// The PostgreSQL channel the schema's trigger notifies.
 pub const CHANNEL: &str = "courier_wake";
 /// A parked poll is answered this long before `wait` would reach the platform's 30 s
@@ -104,6 +107,7 @@ pub struct Parking {
     parks: AtomicU64,
     wakes: AtomicU64,
     refused: AtomicU64,
+    streams: AtomicU64,
 }
 
 impl Parking {
@@ -128,6 +132,7 @@ impl Parking {
             parks: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            streams: AtomicU64::new(0),
         }
     }
 
@@ -306,6 +311,17 @@ impl Parking {
         self.lock().parked
     }
 
+    /// Whether `--max-parked` waiters are parked already.
+    pub fn full(&self) -> bool {
+        self.parked() >= self.max
+    }
+
+    /// Counts an event stream held by the gateway, until the guard drops.
+    pub fn stream_opened(&self) -> StreamOpen<'_> {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        StreamOpen(self)
+    }
+
     /// The `/metrics` lines.
     pub fn render_metrics(&self, page: &mut String) {
         use std::fmt::Write;
@@ -322,11 +338,16 @@ impl Parking {
              courier_parked_wakes_total {}\n\
              # HELP courier_parked_refused_total Long-polls refused over --max-parked (503).\n\
              # TYPE courier_parked_refused_total counter\n\
-             courier_parked_refused_total {}\n",
+             courier_parked_refused_total {}\n\
+             # HELP courier_streams_open Event streams (GET /v1/stream) the gateway holds; \
+             each counts in courier_parked_polls while it waits.\n\
+             # TYPE courier_streams_open gauge\n\
+             courier_streams_open {}\n",
             self.parked(),
             self.parks.load(Ordering::Relaxed),
             self.wakes.load(Ordering::Relaxed),
             self.refused.load(Ordering::Relaxed),
+            self.streams.load(Ordering::Relaxed),
         );
     }
 }
@@ -356,6 +377,15 @@ impl Drop for Registration<'_> {
                 state.by_rowid.remove(&rowid);
             }
         }
+    }
+}
+
+/// One event stream held open (see [`Parking::stream_opened`]).
+pub struct StreamOpen<'a>(&'a Parking);
+
+impl Drop for StreamOpen<'_> {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

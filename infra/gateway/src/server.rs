@@ -456,22 +456,28 @@ impl App {
         response
     }
 
-    /// Offers to park a `GET /v1/sync` that may wait (see `parking.rs`): marks the
-    /// request, and keeps what the answering run needs.
+    /// Offers to park a `GET /v1/sync` that may wait, or a `GET /v1/stream` (see
+    /// `parking.rs`): marks the request, and keeps what the answering runs need.
     fn park_offer<B>(&self, req: &mut Request<B>) -> Option<ParkOffer> {
         let parking = self.parking.as_ref()?;
-        if req.method() != Method::GET || req.uri().path() != crate::parking::SYNC_PATH {
+        if req.method() != Method::GET {
             return None;
         }
         let query = req.uri().query().unwrap_or("");
-        let wait_secs = crate::parking::wait_secs(query)?;
+        let waiting = match req.uri().path() {
+            crate::parking::SYNC_PATH => Waiting::Poll {
+                wait_secs: crate::parking::wait_secs(query)?,
+                after: crate::parking::after(query),
+            },
+            crate::parking::STREAM_PATH => Waiting::Stream,
+            _ => return None,
+        };
         if !parking.open() {
             return None;
         }
         let offer = ParkOffer {
             started: Instant::now(),
-            wait_secs,
-            after: crate::parking::after(query),
+            waiting,
             uri: req.uri().clone(),
             headers: req.headers().clone(),
         };
@@ -490,14 +496,21 @@ impl App {
         matched: &RouteMatch,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
+        let (wait_secs, after) = match offer.waiting {
+            Waiting::Poll { wait_secs, after } => (wait_secs, after),
+            Waiting::Stream => {
+                return crate::events::hold(self, offer, response, component, matched, client)
+                    .await;
+            }
+        };
         let Some(user) = response.headers_mut().remove(PARKED_USER_HEADER) else {
             return response;
         };
         let (Some(parking), Ok(user)) = (&self.parking, user.to_str()) else {
             return response;
         };
-        let deadline = crate::parking::deadline(offer.started, offer.wait_secs);
-        match parking.park(user, offer.after, deadline).await {
+        let deadline = crate::parking::deadline(offer.started, wait_secs);
+        match parking.park(user, after, deadline).await {
             Err(crate::parking::Refused::Full) => {
                 tracing::warn!("parked long-polls are at --max-parked: refused one");
                 return unavailable("too many parked long-polls");
@@ -591,7 +604,7 @@ impl App {
     }
 
     /// Runs one component instance for one request, within the request timeout.
-    async fn call<B>(
+    pub(crate) async fn call<B>(
         self: &Arc<Self>,
         component: &str,
         req: Request<B>,
@@ -717,13 +730,22 @@ impl Drop for Abandon<'_> {
     }
 }
 
-/// What the answering run of a parked poll needs from the original request.
-struct ParkOffer {
-    started: Instant,
-    wait_secs: u64,
-    after: i64,
-    uri: http::Uri,
-    headers: http::HeaderMap,
+/// What the answering runs of a parked poll or stream need from the original request.
+pub(crate) struct ParkOffer {
+    pub(crate) started: Instant,
+    pub(crate) waiting: Waiting,
+    pub(crate) uri: http::Uri,
+    /// The client's headers (without the offer).
+    pub(crate) headers: http::HeaderMap,
+}
+
+/// What an offered request waits as.
+#[derive(Clone, Copy)]
+pub(crate) enum Waiting {
+    /// `GET /v1/sync` with `wait > 0`.
+    Poll { wait_secs: u64, after: i64 },
+    /// `GET /v1/stream`.
+    Stream,
 }
 
 /// Parking for the app, when it serves the sync route and has an internal secret:
@@ -822,7 +844,7 @@ fn with_spin_headers<B>(
     req
 }
 
-fn full(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()

@@ -43,6 +43,29 @@ pub fn sync_page(
     })
 }
 
+/// A page of `GET /v1/stream` as Server-Sent Events: the purged gap first (`event:
+/// trimmed`, its id the seq the client now holds from), then one `event: entry` per
+/// entry with the seq as its `id`, so that an event source's `Last-Event-ID` is the
+/// cursor. Entry JSON is written compact, so it never holds a line break.
+pub fn sse_events(page: &SyncResponse) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if let Some(trimmed) = page.trimmed_before {
+        let _ = write!(
+            out,
+            "id: {trimmed}\nevent: trimmed\ndata: {{\"trimmed_before\":{trimmed}}}\n\n"
+        );
+    }
+    for entry in &page.entries {
+        let data = serde_json::to_string(entry).unwrap_or_else(|_| "null".into());
+        let _ = write!(out, "id: {}\nevent: entry\ndata: {data}\n\n", entry.seq);
+    }
+    out
+}
+
+/// The heartbeat of an idle event stream (an SSE comment line).
+pub const SSE_PING: &str = ": ping\n\n";
+
 /// What an ack does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -190,5 +213,29 @@ mod tests {
             device_online(seen, seen - 5, 60),
             "a clock step back keeps it online"
         );
+    }
+
+    #[test]
+    fn sse_events_name_each_entry_by_its_seq_after_the_trimmed_gap() {
+        let page = sync_page(seq(1), seq(12), seq(10), entries(&[11, 12])).expect("valid");
+        let text = sse_events(&page);
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3, "{text}");
+        assert_eq!(
+            events[0],
+            "id: 10\nevent: trimmed\ndata: {\"trimmed_before\":10}"
+        );
+        assert!(
+            events[1].starts_with("id: 11\nevent: entry\ndata: {"),
+            "{text}"
+        );
+        let data: serde_json::Value =
+            serde_json::from_str(events[2].split("data: ").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            (data["seq"].as_i64(), data["kind"].as_str()),
+            (Some(12), Some("read"))
+        );
+        let idle = sync_page(seq(12), seq(12), Seq::ZERO, vec![]).expect("valid");
+        assert_eq!(sse_events(&idle), "");
     }
 }

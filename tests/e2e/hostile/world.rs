@@ -251,6 +251,11 @@ pub(super) fn routes(w: &World) -> Vec<Route> {
             int_keys: &["after", "limit", "wait"],
             ..Route::new("GET", "/v1/sync?after=0&limit=10", User, 200)
         },
+        Route {
+            int_keys: &["after", "wait"],
+            // `wait=0`: the backlog, then the end of the stream.
+            ..Route::new("GET", "/v1/stream?after=0&wait=0", User, 200)
+        },
         Route::new("POST", "/v1/ack", User, 200)
             .body(json!({"seq": 1}))
             .limit(MAX_BODY),

@@ -27,7 +27,7 @@ pub use entry::{
 pub use messaging::{
     AckRequest, MAX_RECEIPT_IDS, Priority, ReceiptsRequest, Recipient, SendRequest,
 };
-pub use query::{HistoryQuery, SyncQuery};
+pub use query::{HistoryQuery, StreamQuery, SyncQuery};
 pub use responses::{
     AckResponse, ConversationSummary, ConversationsResponse, DrainResponse, HistoryResponse,
     MembersChangeResponse, MessageReadersResponse, PutGroupResponse, PutUserResponse,

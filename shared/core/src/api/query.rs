@@ -1,4 +1,5 @@
-//! Query strings of `GET /v1/sync` and `GET /v1/conversations/{conv}/messages`.
+//! Query strings of `GET /v1/sync`, `GET /v1/stream` and
+//! `GET /v1/conversations/{conv}/messages`.
 //!
 //! Values are plain decimal integers, so no percent-decoding is done: an encoded digit
 //! (`%31`) is a bad request like any other non-digit. Unknown keys are ignored (clients
@@ -51,6 +52,51 @@ impl SyncQuery {
                 }
                 _ => {}
             }
+        }
+        Ok(parsed)
+    }
+}
+
+/// `GET /v1/stream?after=<seq>&wait=<s>`, with the `Last-Event-ID` header of a
+/// reconnecting event source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamQuery {
+    /// Events for entries with `seq > after`; default 0.
+    pub after: Seq,
+    /// Seconds to keep the stream open after the backlog, 0–30, default 30 (the
+    /// server ends it by 29.5 s, inside the platform's request limit).
+    pub wait_secs: u32,
+}
+
+impl StreamQuery {
+    /// Parses the query string (without `?`; empty for none) and the `Last-Event-ID`
+    /// header, which overrides `after` when present (an event source sends it on
+    /// reconnect, holding the id of the last event it saw).
+    pub fn parse(query: &str, last_event_id: Option<&str>) -> Result<StreamQuery, Error> {
+        let mut parsed = StreamQuery {
+            after: Seq::ZERO,
+            wait_secs: SyncQuery::MAX_WAIT_SECS,
+        };
+        let mut seen = Seen::default();
+        for (key, value) in pairs(query) {
+            match key {
+                "after" => {
+                    seen.first("after")?;
+                    parsed.after = Seq::parse(value).map_err(|_| {
+                        Error::BadRequest("after must be a non-negative integer".into())
+                    })?;
+                }
+                "wait" => {
+                    seen.first("wait")?;
+                    parsed.wait_secs = bounded("wait", value, 0, SyncQuery::MAX_WAIT_SECS)?;
+                }
+                _ => {}
+            }
+        }
+        if let Some(id) = last_event_id {
+            parsed.after = Seq::parse(id.trim()).map_err(|_| {
+                Error::BadRequest("Last-Event-ID must be a non-negative integer".into())
+            })?;
         }
         Ok(parsed)
     }
@@ -211,5 +257,21 @@ mod tests {
         assert_eq!(code(HistoryQuery::parse("limit=101")), "bad_request");
         assert_eq!(code(HistoryQuery::parse("limit=0")), "bad_request");
         assert_eq!(code(HistoryQuery::parse("before=-3")), "bad_request");
+    }
+
+    #[test]
+    fn stream_query_takes_after_and_wait_and_lets_last_event_id_override_after() {
+        let parse = StreamQuery::parse;
+        assert_eq!(parse("", None).unwrap().after, Seq::ZERO);
+        assert_eq!(parse("after=7&x=1", None).unwrap().after.get(), 7);
+        assert_eq!(parse("after=7", Some("9")).unwrap().after.get(), 9);
+        assert_eq!(parse("", Some(" 3 ")).unwrap().after.get(), 3);
+        assert_eq!(code(parse("after=-1", None)), "bad_request");
+        assert_eq!(code(parse("after=1&after=2", None)), "bad_request");
+        assert_eq!(code(parse("after=1", Some("x"))), "bad_request");
+        assert_eq!(parse("", None).unwrap().wait_secs, 30);
+        assert_eq!(parse("wait=0", None).unwrap().wait_secs, 0);
+        assert_eq!(code(parse("wait=31", None)), "bad_request");
+        assert_eq!(code(parse("wait=1&wait=2", None)), "bad_request");
     }
 }
