@@ -26,11 +26,10 @@ use spin_sdk::http::{Method, OutgoingResponse, Request, Response, ResponseOutpar
 use spin_sdk::http_component;
 
 /// A waiting loop re-reads the stream head (one primary-key read) this soon after it
-/// starts or after the stream moved...
-const POLL_FIRST: Duration = Duration::from_millis(20);
-/// ...and doubles the pause while nothing happens, up to this: an idle wait costs a
-/// tenth of what a fixed 20 ms pause did, and an entry is still seen within 200 ms.
-const POLL_MAX: Duration = Duration::from_millis(200);
+/// starts or after the stream moved, and doubles the pause while nothing happens, up
+/// to `wait_poll_max_ms` (default 200): an idle wait costs a tenth of what a fixed
+/// 20 ms pause did, and an entry is still seen within 200 ms.
+const POLL_FIRST: Duration = Duration::from_millis(courier_core::config::WAIT_POLL_FIRST_MS);
 /// A wait answers this much before it would reach the platform's 30 s request limit.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
@@ -123,7 +122,7 @@ fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Err
                 parked.set_header("courier-parked-user", caller.user.as_str());
                 return Ok(parked);
             }
-            Ok(ok(&long_poll(&db, &caller, &query, first)?))
+            Ok(ok(&long_poll(&db, &config, &caller, &query, first)?))
         }
         Route::Stream => {
             let last_event_id = req.header("last-event-id").and_then(|v| v.as_str());
@@ -174,18 +173,32 @@ enum Route {
 }
 
 /// The pause between head reads of a waiting loop: [`POLL_FIRST`], doubling to
-/// [`POLL_MAX`] while the stream stays still.
-struct Pause(Duration);
+/// `max` (`wait_poll_max_ms`) while the stream stays still.
+struct Pause {
+    next: Duration,
+    max: Duration,
+}
 
 impl Pause {
-    fn new() -> Self {
-        Pause(POLL_FIRST)
+    fn new(config: &Config) -> Self {
+        Pause {
+            next: POLL_FIRST,
+            max: Duration::from_millis(config.wait_poll_max_ms),
+        }
     }
 
     /// Sleeps the current pause (never past `until`) and lengthens the next one.
     fn sleep(&mut self, until: Instant) {
-        std::thread::sleep(self.0.min(until.saturating_duration_since(Instant::now())));
-        self.0 = (self.0 * 2).min(POLL_MAX);
+        std::thread::sleep(
+            self.next
+                .min(until.saturating_duration_since(Instant::now())),
+        );
+        self.next = (self.next * 2).min(self.max);
+    }
+
+    /// The stream moved: the next pause is the first one again.
+    fn reset(&mut self) {
+        self.next = POLL_FIRST;
     }
 }
 
@@ -193,6 +206,7 @@ impl Pause {
 /// the head to move (cheap reads) until `wait` passes.
 fn long_poll(
     db: &Store,
+    config: &Config,
     caller: &Identity,
     query: &SyncQuery,
     page: SyncResponse,
@@ -203,7 +217,7 @@ fn long_poll(
     }
     let wait = Duration::from_secs(u64::from(query.wait_secs)).min(REQUEST_LIMIT - DEADLINE_MARGIN);
     let until = started + wait;
-    let mut pause = Pause::new();
+    let mut pause = Pause::new(config);
     while Instant::now() < until {
         pause.sleep(until);
         if reads::head(db, caller)? > query.after {
@@ -229,7 +243,7 @@ where
     B: futures::Sink<Vec<u8>> + Unpin,
 {
     let until = stream.until;
-    let mut pause = Pause::new();
+    let mut pause = Pause::new(&stream.config);
     let mut wrote = Instant::now();
     while Instant::now() < until {
         pause.sleep(until);
@@ -247,7 +261,7 @@ where
                 return;
             };
             stream.after = page.next;
-            pause = Pause::new();
+            pause.reset();
             sse_events(&page)
         } else if wrote.elapsed() >= PING_EVERY {
             SSE_PING.to_string()

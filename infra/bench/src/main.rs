@@ -116,6 +116,19 @@ enum Command {
         /// 1:1 sends per send-latency measurement.
         #[arg(long, default_value_t = 2000)]
         sends: usize,
+        /// Waiting clients on `spin up`, where the component waits in its own loop:
+        /// polls, then streams, with the loop's pause fixed at 20 ms (before its
+        /// backoff) and backing off to 200 ms (after); 0 skips them.
+        #[arg(long, default_value_t = 100)]
+        spin_clients: usize,
+        /// The Spin CLI [default: `spin` on PATH, else ../shared/tools/spin/spin].
+        #[arg(long)]
+        spin: Option<PathBuf>,
+        /// A PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5433/postgres): the
+        /// parked and stream runs again on two gateways sharing a fresh database of it,
+        /// each wake sent through the other gateway.
+        #[arg(long)]
+        database_url: Option<String>,
         /// The `courier` binary [default: built now, target/release/courier].
         #[arg(long)]
         courier: Option<PathBuf>,
@@ -356,6 +369,9 @@ fn run(cli: Cli) -> Result<()> {
             baseline,
             wakes,
             sends,
+            spin_clients,
+            spin,
+            database_url,
             courier,
             no_build,
         } => {
@@ -368,6 +384,9 @@ fn run(cli: Cli) -> Result<()> {
                     baseline,
                     wakes,
                     sends,
+                    spin_clients,
+                    spin,
+                    database_url,
                     courier,
                     build: !no_build,
                 },

@@ -8,9 +8,17 @@
 //! Events) instead, which the gateway holds the same way between the component's
 //! runs; a stream's wake is its first `event: entry`.
 //!
+//! With `--database-url`, both again on two gateways sharing one PostgreSQL database:
+//! the clients alternate between them and every wake is sent through the other one
+//! (the cross-gateway wake, `LISTEN`/`NOTIFY`).
+//!
+//! On `spin up` (no parking: the component waits in its own loop), a few clients
+//! polling and then streaming, with the loop's pause fixed at 20 ms (as before its
+//! backoff) and backing off to 200 ms (the default `wait_poll_max_ms`).
+//!
 //! Baseline, in the same run: the same gateway with parking off (`--max-parked 0`),
-//! where every waiting poll holds a component instance that re-reads its head every
-//! 20 ms, at a count its 1,000-instance pool can hold.
+//! where every waiting poll holds a component instance that re-reads its head (pause
+//! 20 ms doubling to 200 ms), at a count its 1,000-instance pool can hold.
 //!
 //! All measurements of one N fall inside the first poll's 29.5 s wait, so no poll is
 //! answered by its deadline meanwhile; a poll answered otherwise than by its wake, or
@@ -18,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,7 @@ use courier_gateway::bench::client::{Conn, Latencies};
 use courier_gateway::bench::machine::{self, Machine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 use crate::spin::host::{Host, Running, Setup, Snapshot};
@@ -40,7 +49,14 @@ pub struct Options {
     pub wakes: usize,
     /// 1:1 sends per latency measurement.
     pub sends: usize,
-    pub courier: Option<std::path::PathBuf>,
+    /// Waiting clients on `spin up` (the component's own loop, before and after its
+    /// backoff); 0 skips them.
+    pub spin_clients: usize,
+    pub spin: Option<PathBuf>,
+    /// A PostgreSQL server: the parked and stream runs again on two gateways sharing
+    /// one fresh database of it, every wake crossing from one to the other.
+    pub database_url: Option<String>,
+    pub courier: Option<PathBuf>,
     pub build: bool,
 }
 
@@ -55,18 +71,39 @@ const IDLE_WINDOW: Duration = Duration::from_secs(3);
 /// The polls' `wait`; everything is measured before the first one's deadline.
 const WAIT_SECS: u64 = 30;
 const BUDGET: Duration = Duration::from_millis(28_500);
-/// Descriptors left for everything but client sockets, in the bench and the gateway.
-const SPARE_FILES: u64 = 2048;
+/// Descriptors left for everything but client sockets, in the bench and the gateway
+/// (its store pool, listener, logs: well under a hundred).
+const SPARE_FILES: u64 = 256;
 /// Clients that start waiting at once.
 const RAMP_STEP: usize = 100;
-/// The modes: the component's own loop (parking off), parked long-polls, held streams.
-const BASELINE: &str = "loop (baseline)";
-const PARKED: &str = "parked";
-const STREAMS: &str = "streams";
+/// On `spin up`, which counts nothing, the clients are taken as waiting this long
+/// after the last one connected (a first pass takes milliseconds).
+const SPIN_SETTLE: Duration = Duration::from_secs(2);
+/// `wait_poll_max_ms` of the component's loop before the backoff (a fixed 20 ms
+/// pause, as it was) and after (the default).
+const LOOP_BEFORE_MS: u64 = 20;
+const LOOP_AFTER_MS: u64 = 200;
+
+/// One measured setup: where the clients wait and how.
+#[derive(Clone)]
+struct Case {
+    label: String,
+    host: Host,
+    /// Gateways sharing the store (2: one PostgreSQL database); clients alternate
+    /// between them and each wake is sent through the other one.
+    gateways: usize,
+    /// `GET /v1/stream` instead of `GET /v1/sync?wait=30`.
+    streams: bool,
+    /// The gateway parks (off: every waiting poll holds an instance).
+    parking: bool,
+    /// `wait_poll_max_ms`, for the component's own loop.
+    poll_max_ms: Option<u64>,
+    postgres: bool,
+    n: usize,
+}
 
 struct Measured {
-    mode: &'static str,
-    n: usize,
+    case: Case,
     ramp: Duration,
     idle_cpu_pct: f64,
     rss_per_client: f64,
@@ -100,10 +137,19 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         );
     }
     anyhow::ensure!(
-        opts.baseline <= room,
-        "--baseline {} is over the open-file limit",
-        opts.baseline
+        opts.baseline <= room && opts.spin_clients <= room,
+        "--baseline {} or --spin-clients {} is over the open-file limit",
+        opts.baseline,
+        opts.spin_clients
     );
+    let spin = if opts.spin_clients > 0 {
+        Some(crate::spin::host::spin_binary(
+            opts.spin.as_deref(),
+            workspace,
+        )?)
+    } else {
+        None
+    };
     let snapshot = Snapshot::take(workspace)?;
     let variables = [
         ("jwt_secret", JWT),
@@ -117,53 +163,33 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     .collect();
     let setup = Setup {
         courier,
-        spin: Default::default(),
+        spin: spin.clone().unwrap_or_default(),
         manifest: snapshot.manifest.clone(),
         cache_dir: workspace.join(".courier/cache"),
         variables,
         gateway_args: Vec::new(),
     };
     let machine = Machine::read();
+    let started_loadavg = machine::loadavg();
     let rt = crate::runtime(machine::LOAD_THREADS)?;
     crate::spin::host::stop_hosts_on_signal(&rt)?;
-    let mut results = Vec::new();
-    let runs = std::iter::once((BASELINE, opts.baseline))
-        .chain(counts.iter().map(|&n| (PARKED, n)))
-        .chain(counts.iter().map(|&n| (STREAMS, n)));
-    for (mode, n) in runs {
-        let mut setup = setup.clone();
-        let max_parked = if mode == BASELINE { 0 } else { n + 16 };
-        // Every client connects from 127.0.0.1: the per-address cap is off here.
-        setup.gateway_args = vec![
-            "--max-parked".into(),
-            max_parked.to_string(),
-            "--max-connections-per-address".into(),
-            "0".into(),
-        ];
-        eprintln!("== {mode}: {n} waiting clients ==");
-        let mut running = Running::start(Host::Gateway, &setup)?;
-        let measured = rt.block_on(one(&mut running, mode, n, opts));
-        match measured {
-            Ok(m) => results.push(m),
-            Err(e) => {
-                bail!(
-                    "{mode} with {n} waiting clients FAILED (no figures): {e:#}\ngateway log:\n{}",
-                    running.log_tail(15)
-                )
-            }
-        }
-    }
+
+    let results = cases(opts, &counts)
+        .into_iter()
+        .map(|case| measure(&rt, &setup, opts, case))
+        .collect::<Result<Vec<_>>>()?;
+
     println!(
-        "courier-bench online — {} CPUs ({}), {}, {}, {} — loadavg {}",
+        "courier-bench online — {} CPUs ({}), {}, {}, {} — loadavg {started_loadavg} at the start, {} at the end",
         machine.cpus,
         machine.cpu_model,
         machine.memory,
         machine.kernel,
         machine.date,
-        machine::loadavg()
+        machine::loadavg(),
     );
     println!(
-        "{:<16} {:>7} {:>8} {:>10} {:>12} {:>16} {:>22} {:>22} {:>8}",
+        "{:<28} {:>7} {:>8} {:>10} {:>12} {:>16} {:>22} {:>22} {:>8}",
         "mode",
         "clients",
         "ramp s",
@@ -176,9 +202,9 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     );
     for m in &results {
         println!(
-            "{:<16} {:>7} {:>8.1} {:>9.1}% {:>9.1} KiB {:>7.1} / {:<7.1} {:>10.1} / {:<10.1} {:>10.1} / {:<10.1} {:>7.2}",
-            m.mode,
-            m.n,
+            "{:<28} {:>7} {:>8.1} {:>9.1}% {:>9.1} KiB {:>7.1} / {:<7.1} {:>10.1} / {:<10.1} {:>10.1} / {:<10.1} {:>7.2}",
+            m.case.label,
+            m.case.n,
             m.ramp.as_secs_f64(),
             m.idle_cpu_pct,
             m.rss_per_client / 1024.0,
@@ -197,45 +223,143 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
             capped.join(", ")
         );
     }
+    let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.case.n as f64;
+    let find = |label: &str| results.iter().find(|m| m.case.label == label);
     let base = results.first();
-    for held in [PARKED, STREAMS] {
-        let (Some(base), Some(held)) = (base, results.iter().find(|m| m.mode == held)) else {
+    for held in ["parked", "streams", "parked, PG ×2", "streams, PG ×2"] {
+        let (Some(base), Some(held)) = (base, find(held)) else {
             continue;
         };
-        let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.n as f64;
         println!(
-            "ratios, {} ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.2}x",
-            held.mode,
-            held.n,
-            base.n,
+            "ratios, {} ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.3}x",
+            held.case.label,
+            held.case.n,
+            base.case.n,
             per_1000(held) / per_1000(base),
             held.rss_per_client / base.rss_per_client,
             held.wake.percentile_ms(99.0) / base.wake.percentile_ms(99.0),
         );
     }
+    for kind in ["loop", "streams"] {
+        let before = find(&format!("Spin {kind}, {LOOP_BEFORE_MS} ms (before)"));
+        let after = find(&format!("Spin {kind}, {LOOP_AFTER_MS} ms (after)"));
+        if let (Some(before), Some(after)) = (before, after) {
+            println!(
+                "ratios, Spin {kind}, after against before ({} clients): idle CPU {:.3}x ({:.1} → {:.1} % of a core per 100 clients), wake p99 {:.2}x",
+                after.case.n,
+                after.idle_cpu_pct / before.idle_cpu_pct,
+                before.idle_cpu_pct * 100.0 / before.case.n as f64,
+                after.idle_cpu_pct * 100.0 / after.case.n as f64,
+                after.wake.percentile_ms(99.0) / before.wake.percentile_ms(99.0),
+            );
+        }
+    }
     Ok(())
 }
 
-/// One gateway, `n` waiting clients.
-async fn one(
-    running: &mut Running,
-    mode: &'static str,
-    n: usize,
-    opts: &Options,
-) -> Result<Measured> {
-    let addr = running.addr;
+/// The cases of one run: the baseline first, the others are compared with it.
+fn cases(opts: &Options, counts: &[usize]) -> Vec<Case> {
+    let gateway = |label: &str, streams: bool, parking: bool, n: usize| Case {
+        label: label.to_string(),
+        host: Host::Gateway,
+        gateways: 1,
+        streams,
+        parking,
+        poll_max_ms: None,
+        postgres: false,
+        n,
+    };
+    let mut cases = vec![gateway("loop (baseline)", false, false, opts.baseline)];
+    cases.extend(counts.iter().map(|&n| gateway("parked", false, true, n)));
+    cases.extend(counts.iter().map(|&n| gateway("streams", true, true, n)));
+    if opts.database_url.is_some() {
+        for (label, streams) in [("parked, PG ×2", false), ("streams, PG ×2", true)] {
+            cases.extend(counts.iter().map(|&n| Case {
+                gateways: 2,
+                postgres: true,
+                ..gateway(label, streams, true, n)
+            }));
+        }
+    }
+    if opts.spin_clients > 0 {
+        for (when, max) in [("before", LOOP_BEFORE_MS), ("after", LOOP_AFTER_MS)] {
+            for (kind, streams) in [("loop", false), ("streams", true)] {
+                cases.push(Case {
+                    host: Host::Spin,
+                    poll_max_ms: Some(max),
+                    ..gateway(
+                        &format!("Spin {kind}, {max} ms ({when})"),
+                        streams,
+                        false,
+                        opts.spin_clients,
+                    )
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// Starts the case's hosts (on a fresh database of their own), measures, stops them.
+fn measure(rt: &Runtime, setup: &Setup, opts: &Options, case: Case) -> Result<Measured> {
+    // Declared before the hosts, dropped after them.
+    let database = match (&opts.database_url, case.postgres) {
+        (Some(server), true) => Some(crate::scale::Database::create(server)?),
+        _ => None,
+    };
+    let mut setup = setup.clone();
+    // Every client connects from 127.0.0.1: the per-address cap is off here.
+    let max_parked = if case.parking { case.n + 16 } else { 0 };
+    setup.gateway_args = vec![
+        "--max-parked".into(),
+        max_parked.to_string(),
+        "--max-connections-per-address".into(),
+        "0".into(),
+    ];
+    if let Some(db) = &database {
+        setup
+            .variables
+            .push(("database_url".into(), db.url.clone()));
+        setup
+            .variables
+            .push(("database_host".into(), db.host.clone()));
+    }
+    if let Some(max) = case.poll_max_ms {
+        setup
+            .variables
+            .push(("wait_poll_max_ms".into(), max.to_string()));
+    }
+    eprintln!("== {}: {} waiting clients ==", case.label, case.n);
+    let mut hosts = (0..case.gateways)
+        .map(|_| Running::start(case.host, &setup))
+        .collect::<Result<Vec<_>>>()?;
+    rt.block_on(one(&mut hosts, &case, opts)).map_err(|e| {
+        let logs: Vec<String> = hosts.iter().map(|h| h.log_tail(15)).collect();
+        anyhow::anyhow!(
+            "{} with {} waiting clients FAILED (no figures): {e:#}\nlog:\n{}",
+            case.label,
+            case.n,
+            logs.join("\n--\n")
+        )
+    })
+}
+
+/// One case, its hosts started: `case.n` waiting clients.
+async fn one(hosts: &mut [Running], case: &Case, opts: &Options) -> Result<Measured> {
+    let n = case.n;
+    let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.addr).collect();
     let ttl = Duration::from_secs(3600);
     let admin = courier_gateway::token::mint(JWT, "bench-admin", None, true, ttl)?;
     eprintln!("  creating {n} + {SENDERS} users…");
-    let waiting = courier_gateway::bench::create_users(addr, &admin, "w", n, 16).await?;
-    let senders = courier_gateway::bench::create_users(addr, &admin, "s", SENDERS, 8).await?;
+    let waiting = courier_gateway::bench::create_users(addrs[0], &admin, "w", n, 16).await?;
+    let senders = courier_gateway::bench::create_users(addrs[0], &admin, "s", SENDERS, 8).await?;
     let token = |u: &str| courier_gateway::token::mint(JWT, u, None, false, ttl);
     let sender_tokens: Vec<String> = senders.iter().map(|u| token(u)).collect::<Result<_>>()?;
 
-    let send_idle = send_latencies(addr, &senders, &sender_tokens, opts.sends, "i").await?;
-    let rss_before = running.rss();
+    let send_idle = send_latencies(addrs[0], &senders, &sender_tokens, opts.sends, "i").await?;
+    let rss_before: u64 = hosts.iter().map(Running::rss).sum();
 
-    // The clients: one socket and one waiting poll each.
+    // The clients: one socket and one waiting poll each, on the hosts in turn.
     eprintln!("  {n} clients start waiting…");
     let started = Instant::now();
     let answers: Arc<Mutex<HashMap<usize, oneshot::Sender<Result<Instant>>>>> = Default::default();
@@ -245,9 +369,10 @@ async fn one(
         answers.lock().expect("lock").insert(i, tx);
         receivers.insert(i, rx);
     }
+    let streams = case.streams;
     let mut clients = Vec::with_capacity(n);
     for (i, uid) in waiting.iter().enumerate() {
-        let route = if mode == STREAMS {
+        let route = if streams {
             "/v1/stream?after=0".to_string()
         } else {
             format!("/v1/sync?after=0&wait={WAIT_SECS}")
@@ -257,8 +382,9 @@ async fn one(
             token(uid)?
         );
         let answers = Arc::clone(&answers);
+        let addr = addrs[i % addrs.len()];
         clients.push(tokio::spawn(async move {
-            let answered = if mode == STREAMS {
+            let answered = if streams {
                 first_event(addr, request).await
             } else {
                 wait_once(addr, request).await
@@ -271,27 +397,40 @@ async fn one(
         // runs an instance, and a burst of thousands at once would touch (and keep
         // resident) thousands of instance slots, which is no cost of waiting.
         if i % RAMP_STEP == RAMP_STEP - 1 {
-            held_at_least(addr, mode, i + 1, started).await?;
+            held_at_least(&addrs, case, i + 1, started).await?;
         }
     }
-    held_at_least(addr, mode, n, started).await?;
+    held_at_least(&addrs, case, n, started).await?;
     if let Some((i, _)) = receivers.iter_mut().find(|(_, rx)| !rx.is_empty()) {
         let i = *i;
         let answer = receivers.remove(&i).expect("receiver").await;
         bail!("client {i} was answered before any write: {answer:?}");
     }
     let ramp = started.elapsed();
-    let before = running.cpu();
+    // With PostgreSQL, its server's CPU (the LISTEN sessions, the triggers) counts too.
+    let cpu = |hosts: &[Running]| {
+        let server = if case.postgres {
+            machine::processes_cpu("postgres")
+        } else {
+            Duration::ZERO
+        };
+        hosts.iter().map(Running::cpu).sum::<Duration>() + server
+    };
+    let before = cpu(hosts);
     tokio::time::sleep(IDLE_WINDOW).await;
-    let idle_cpu_pct = (running.cpu() - before).as_secs_f64() / IDLE_WINDOW.as_secs_f64() * 100.0;
-    let rss_per_client = running.rss().saturating_sub(rss_before) as f64 / n as f64;
+    let idle_cpu_pct = (cpu(hosts) - before).as_secs_f64() / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let rss_after: u64 = hosts.iter().map(Running::rss).sum();
+    let rss_per_client = rss_after.saturating_sub(rss_before) as f64 / n as f64;
 
     eprintln!("  sends with {n} waiting…");
-    let send_loaded = send_latencies(addr, &senders, &sender_tokens, opts.sends, "l").await?;
+    let send_loaded = send_latencies(addrs[0], &senders, &sender_tokens, opts.sends, "l").await?;
 
     eprintln!("  {} wakes…", opts.wakes.min(n));
     let mut wake = Latencies::default();
-    let mut conn = Conn::open(addr).await?;
+    let mut conns = Vec::with_capacity(addrs.len());
+    for &addr in &addrs {
+        conns.push(Conn::open(addr).await?);
+    }
     for k in 0..opts.wakes.min(n) {
         let i = k * n / opts.wakes.min(n);
         let body = serde_json::json!({
@@ -300,7 +439,9 @@ async fn one(
             "content": {"type": "text", "text": "wake"},
         })
         .to_string();
-        let (status, answer) = conn
+        // Through the next host: with two gateways, never the client's own.
+        let through = (i + 1) % conns.len();
+        let (status, answer) = conns[through]
             .call(
                 "POST",
                 "/v1/messages",
@@ -329,13 +470,14 @@ async fn one(
     if let Some((i, _)) = receivers.iter_mut().find(|(_, rx)| !rx.is_empty()) {
         bail!("client {i} was answered without a write");
     }
-    running.ensure_alive()?;
+    for host in hosts.iter_mut() {
+        host.ensure_alive()?;
+    }
     for client in clients {
         client.abort();
     }
     Ok(Measured {
-        mode,
-        n,
+        case: case.clone(),
         ramp,
         idle_cpu_pct,
         rss_per_client,
@@ -397,10 +539,25 @@ async fn first_event(addr: SocketAddr, request: String) -> Result<Instant> {
     }
 }
 
-/// Waits until the gateway holds `n` clients waiting.
-async fn held_at_least(addr: SocketAddr, mode: &str, n: usize, started: Instant) -> Result<()> {
+/// Waits until the gateways hold `n` clients waiting; on `spin up`, which counts
+/// nothing, [`SPIN_SETTLE`] once all have connected.
+async fn held_at_least(
+    addrs: &[SocketAddr],
+    case: &Case,
+    n: usize,
+    started: Instant,
+) -> Result<()> {
+    if case.host == Host::Spin {
+        if n == case.n {
+            tokio::time::sleep(SPIN_SETTLE).await;
+        }
+        return Ok(());
+    }
     loop {
-        let held = held(addr, mode).await?;
+        let mut held = 0;
+        for &addr in addrs {
+            held += self::held(addr, case.parking).await?;
+        }
         if held >= n {
             return Ok(());
         }
@@ -411,17 +568,17 @@ async fn held_at_least(addr: SocketAddr, mode: &str, n: usize, started: Instant)
     }
 }
 
-/// How many clients the gateway holds waiting: its parked gauge, or (parking off)
+/// How many clients a gateway holds waiting: its parked gauge, or (parking off)
 /// the instances in use.
-async fn held(addr: SocketAddr, mode: &str) -> Result<usize> {
+async fn held(addr: SocketAddr, parking: bool) -> Result<usize> {
     let mut conn = Conn::open(addr).await?;
     let (status, page) = conn.call("GET", "/metrics", None, None).await?;
     anyhow::ensure!(status == 200, "/metrics: {status}");
     let page = String::from_utf8_lossy(&page);
-    let name = if mode == BASELINE {
-        "courier_instances_in_use "
-    } else {
+    let name = if parking {
         "courier_parked_polls "
+    } else {
+        "courier_instances_in_use "
     };
     let value = page
         .lines()

@@ -44,6 +44,11 @@ pub struct Config {
     /// Messages that arrive while a user's push is being delivered are pushed again
     /// at the earliest this long after it, in ms. Default 10000.
     pub push_interval_ms: u64,
+    /// Longest pause between head reads of a sync or stream that waits in its own
+    /// component (on a host that does not park it, such as `spin up`), in ms: the
+    /// pause starts at 20 ms and doubles up to this while the stream stays still.
+    /// Default 200; 20 is a fixed 20 ms.
+    pub wait_poll_max_ms: u64,
 }
 
 impl Default for Config {
@@ -64,13 +69,14 @@ impl Default for Config {
             presence_ttl_secs: 60,
             push_delay_ms: 1000,
             push_interval_ms: 10_000,
+            wait_poll_max_ms: 200,
         }
     }
 }
 
 impl Config {
     /// The variable names [`Config::from_lookup`] asks for, to declare in `spin.toml`.
-    pub const VARIABLES: [&'static str; 15] = [
+    pub const VARIABLES: [&'static str; 16] = [
         "max_text_bytes",
         "max_body_bytes",
         "max_directory_body_bytes",
@@ -86,6 +92,7 @@ impl Config {
         "presence_ttl_secs",
         "push_delay_ms",
         "push_interval_ms",
+        "wait_poll_max_ms",
     ];
 
     /// Reads every limit through `lookup`; an absent or blank variable keeps its
@@ -140,9 +147,18 @@ impl Config {
             presence_ttl_secs: read(lookup, "presence_ttl_secs", d.presence_ttl_secs, 1)?,
             push_delay_ms: read(lookup, "push_delay_ms", d.push_delay_ms, 0)?,
             push_interval_ms: read(lookup, "push_interval_ms", d.push_interval_ms, 0)?,
+            wait_poll_max_ms: read(
+                lookup,
+                "wait_poll_max_ms",
+                d.wait_poll_max_ms,
+                WAIT_POLL_FIRST_MS,
+            )?,
         })
     }
 }
+
+/// The first pause of a waiting loop, in ms: the least `wait_poll_max_ms`.
+pub const WAIT_POLL_FIRST_MS: u64 = 20;
 
 /// One variable: absent or blank → `default`; otherwise a decimal integer of at least
 /// `min` that fits `T`, else `Error::Config`.
@@ -270,9 +286,29 @@ mod tests {
     }
 
     #[test]
+    fn wait_poll_max_is_at_least_the_first_pause() {
+        assert_eq!(
+            from(&[("wait_poll_max_ms", "20")])
+                .expect("20")
+                .wait_poll_max_ms,
+            20
+        );
+        assert!(matches!(
+            from(&[("wait_poll_max_ms", "19")]),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
     fn every_field_has_a_variable_name() {
         let names: Vec<&str> = Config::VARIABLES.to_vec();
-        let config = from(&names.iter().map(|n| (*n, "7")).collect::<Vec<_>>()).expect("valid");
+        let config = from(
+            &names
+                .iter()
+                .map(|n| (*n, if *n == "wait_poll_max_ms" { "27" } else { "7" }))
+                .collect::<Vec<_>>(),
+        )
+        .expect("valid");
         let sevens = Config {
             max_text_bytes: 7,
             max_body_bytes: 7,
@@ -289,6 +325,7 @@ mod tests {
             presence_ttl_secs: 7,
             push_delay_ms: 7,
             push_interval_ms: 7,
+            wait_poll_max_ms: 27,
         };
         assert_eq!(config, sevens);
     }

@@ -331,23 +331,8 @@ impl Running {
     /// CPU time (user + system) the host's processes have used so far: every live
     /// process of its group (`spin up` serves from a child, `spin trigger http`).
     pub fn cpu(&self) -> Duration {
-        let pgid = self.child.id().to_string();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Duration::ZERO;
-        };
-        entries
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                entry.file_name().to_str()?.parse::<u32>().ok()?;
-                let path = entry.path().join("stat");
-                let stat = std::fs::read_to_string(&path).ok()?;
-                // `pid (comm) state ppid pgrp …`
-                let pgrp = stat
-                    .get(stat.rfind(')')? + 1..)?
-                    .split_whitespace()
-                    .nth(2)?;
-                (pgrp == pgid).then(|| process_cpu(&path.to_string_lossy()))
-            })
+        self.group()
+            .map(|proc| process_cpu(&proc.join("stat").to_string_lossy()))
             .sum()
     }
 
@@ -363,16 +348,38 @@ impl Running {
             .with_context(|| format!("cannot open {}", path.display()))
     }
 
-    /// Resident memory of the host's main process, in bytes (`VmRSS`).
+    /// Resident memory of the host's processes, in bytes (`VmRSS` summed over its
+    /// process group, as [`Running::cpu`]).
     pub fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
+        self.group()
+            .filter_map(|proc| {
+                let status = std::fs::read_to_string(proc.join("status")).ok()?;
+                status
+                    .lines()
                     .find_map(|l| l.strip_prefix("VmRSS:"))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             })
-            .map_or(0, |kb| kb * 1024)
+            .map(|kb| kb * 1024)
+            .sum()
+    }
+
+    /// `/proc/<pid>` of every live process of the host's group.
+    fn group(&self) -> impl Iterator<Item = PathBuf> {
+        let pgid = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(move |entry| {
+                let entry = entry.ok()?;
+                entry.file_name().to_str()?.parse::<u32>().ok()?;
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                // `pid (comm) state ppid pgrp …`
+                let pgrp = stat
+                    .get(stat.rfind(')')? + 1..)?
+                    .split_whitespace()
+                    .nth(2)?;
+                (pgrp == pgid).then(|| entry.path())
+            })
     }
 
     /// The last `n` lines of the host's stderr.
