@@ -182,9 +182,12 @@ impl Held {
             PARK_HEADER,
             HeaderValue::from_str(self.parking.secret()).ok()?,
         );
-        let mut response = self
-            .app
-            .call(&self.component, req, Some(&self.matched), self.client)
+        // Boxed: inline, a run's large future would size the held stream's task.
+        let mut response =
+            Box::pin(
+                self.app
+                    .call(&self.component, req, Some(&self.matched), self.client),
+            )
             .await;
         if response.status() != http::StatusCode::OK {
             tracing::debug!(status = %response.status(), "held stream: a run refused; ending it");

@@ -408,7 +408,11 @@ impl App {
                     let offer = self.park_offer(&mut req);
                     let response = match self.limited(req) {
                         Ok((req, over)) => {
-                            let response = self.call(&component, req, Some(&matched), client).await;
+                            // Boxed, here and in the answering runs: a run's future is
+                            // large, and inline it would size the future of every
+                            // connection that waits parked.
+                            let response =
+                                Box::pin(self.call(&component, req, Some(&matched), client)).await;
                             let response = match offer {
                                 Some(offer) => {
                                     self.parked(offer, response, &component, &matched, client)
@@ -475,11 +479,25 @@ impl App {
         if !parking.open() {
             return None;
         }
+        // Copies, not clones: hyper's URI and header values are slices of the
+        // connection's read buffer, and a clone would keep that whole buffer (8 KiB)
+        // alive for as long as the client waits.
+        let uri = req.uri().to_string().parse().ok()?;
+        let headers = req
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    name.clone(),
+                    HeaderValue::from_bytes(value.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
         let offer = ParkOffer {
             started: Instant::now(),
             waiting,
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
+            uri,
+            headers,
         };
         req.headers_mut()
             .insert(PARK_HEADER, HeaderValue::from_str(parking.secret()).ok()?);
@@ -509,17 +527,8 @@ impl App {
         let (Some(parking), Ok(user)) = (&self.parking, user.to_str()) else {
             return response;
         };
-        let deadline = crate::parking::deadline(offer.started, wait_secs);
-        match parking.park(user, after, deadline).await {
-            Err(crate::parking::Refused::Full) => {
-                tracing::warn!("parked long-polls are at --max-parked: refused one");
-                return unavailable("too many parked long-polls");
-            }
-            Ok(Woken::NoSource) => {
-                tracing::debug!(user, "parked poll answered at once: no wake source");
-            }
-            Ok(_) => {}
-        }
+        // The answering run's request, built before parking so that the first
+        // answer (whose body may still hold buffers of its run) is not kept meanwhile.
         let mut parts = offer.uri.into_parts();
         let query = crate::parking::without_wait(
             parts
@@ -533,11 +542,23 @@ impl App {
         let Ok(uri) = http::Uri::from_parts(parts) else {
             return response;
         };
+        drop(response);
         let mut req = Request::new(full(Bytes::new()));
         *req.uri_mut() = uri;
         *req.headers_mut() = offer.headers;
         req.headers_mut().remove(http::header::CONTENT_LENGTH);
-        let mut answer = self.call(component, req, Some(matched), client).await;
+        let deadline = crate::parking::deadline(offer.started, wait_secs);
+        match parking.park(user, after, deadline).await {
+            Err(crate::parking::Refused::Full) => {
+                tracing::warn!("parked long-polls are at --max-parked: refused one");
+                return unavailable("too many parked long-polls");
+            }
+            Ok(Woken::NoSource) => {
+                tracing::debug!(user, "parked poll answered at once: no wake source");
+            }
+            Ok(_) => {}
+        }
+        let mut answer = Box::pin(self.call(component, req, Some(matched), client)).await;
         answer.headers_mut().remove(PARKED_USER_HEADER);
         answer
     }
