@@ -342,12 +342,7 @@ fn measure(rt: &Runtime, setup: &Setup, opts: &Options, case: Case) -> Result<Me
         "0".into(),
     ];
     if let Some(db) = &database {
-        setup
-            .variables
-            .push(("database_url".into(), db.url.clone()));
-        setup
-            .variables
-            .push(("database_host".into(), db.host.clone()));
+        setup.store_in(db);
     }
     if let Some(max) = case.poll_max_ms {
         setup

@@ -56,6 +56,16 @@ pub struct Setup {
     pub gateway_args: Vec<String>,
 }
 
+impl Setup {
+    /// Both hosts store in `db` (`database_url`, and `database_host` for the
+    /// components' allow-lists) instead of their SQLite files.
+    pub fn store_in(&mut self, db: &crate::scale::Database) {
+        self.variables.push(("database_url".into(), db.url.clone()));
+        self.variables
+            .push(("database_host".into(), db.host.clone()));
+    }
+}
+
 /// The Spin CLI: `explicit`, else `spin` on `PATH`, else `../shared/tools/spin/spin`
 /// beside the workspace.
 pub fn spin_binary(explicit: Option<&Path>, workspace: &Path) -> Result<PathBuf> {

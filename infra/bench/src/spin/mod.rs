@@ -105,12 +105,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
                 .transpose()?;
             let mut setup = setup.clone();
             if let Some(db) = &database {
-                setup
-                    .variables
-                    .push(("database_url".into(), db.url.clone()));
-                setup
-                    .variables
-                    .push(("database_host".into(), db.host.clone()));
+                setup.store_in(db);
             }
             let mut running = Running::start(host, &setup)?;
             eprintln!("  serving on {}", running.addr);
