@@ -38,9 +38,7 @@ impl SyncQuery {
             match key {
                 "after" => {
                     seen.first("after")?;
-                    parsed.after = Seq::parse(value).map_err(|_| {
-                        Error::BadRequest("after must be a non-negative integer".into())
-                    })?;
+                    parsed.after = after(value)?;
                 }
                 "limit" => {
                     seen.first("limit")?;
@@ -55,6 +53,11 @@ impl SyncQuery {
         }
         Ok(parsed)
     }
+}
+
+/// The `after` of a sync or a stream.
+fn after(value: &str) -> Result<Seq, Error> {
+    Seq::parse(value).map_err(|_| Error::BadRequest("after must be a non-negative integer".into()))
 }
 
 /// `GET /v1/stream?after=<seq>&wait=<s>`, with the `Last-Event-ID` header of a
@@ -82,9 +85,7 @@ impl StreamQuery {
             match key {
                 "after" => {
                     seen.first("after")?;
-                    parsed.after = Seq::parse(value).map_err(|_| {
-                        Error::BadRequest("after must be a non-negative integer".into())
-                    })?;
+                    parsed.after = after(value)?;
                 }
                 "wait" => {
                     seen.first("wait")?;
