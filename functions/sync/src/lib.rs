@@ -27,8 +27,9 @@ use spin_sdk::http_component;
 
 /// A waiting loop re-reads the stream head (one primary-key read) this soon after it
 /// starts or after the stream moved, and doubles the pause while nothing happens, up
-/// to `wait_poll_max_ms` (default 200): an idle wait costs a tenth of what a fixed
-/// 20 ms pause did, and an entry is still seen within 200 ms.
+/// to `wait_poll_max_ms` (default 200): on Spin 4.0.2, 100 idle waits cost 0.12-0.14x
+/// the CPU of a fixed 20 ms pause (docs/BENCHMARKS.md), and an entry is still seen
+/// within 200 ms.
 const POLL_FIRST: Duration = Duration::from_millis(courier_core::config::WAIT_POLL_FIRST_MS);
 /// A wait answers this much before it would reach the platform's 30 s request limit.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
