@@ -290,8 +290,13 @@ impl Api {
 
     /// With extra environment, e.g. `SPIN_VARIABLE_<NAME>` to set a variable.
     pub fn start_with(env: &[(&str, &str)]) -> Api {
+        Api::start_with_args(env, &[])
+    }
+
+    /// With extra environment and flags of the app host (those both hosts take).
+    pub fn start_with_args(env: &[(&str, &str)], args: &[&str]) -> Api {
         let env: Vec<(&str, &str)> = SECRETS.iter().chain(env).copied().collect();
-        let gw = Gateway::start("spin.toml", &env);
+        let gw = Gateway::start_with("spin.toml", &env, args);
         let client = Client {
             base: gw.base.clone(),
             admin: admin_token(),

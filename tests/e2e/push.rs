@@ -42,6 +42,20 @@ pub fn start(extra: &[(&str, &str)]) -> Push {
     }
 }
 
+/// [`start`], with APNs served over TLS and HTTP/2 only, its certificate trusted by the
+/// app host through `--runtime-config-file` (in `dir`, which must outlive the app).
+pub fn start_apns_h2(dir: &std::path::Path) -> Push {
+    let fake = FakeVendors::start_with_apns_h2();
+    let env = fake.env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = fake.apns_runtime_config(dir).expect("an HTTP/2 APNs");
+    let config = config.to_str().expect("a UTF-8 path");
+    Push {
+        api: Api::start_with_args(&vars, &["--runtime-config-file", config]),
+        fake,
+    }
+}
+
 /// A 64-hex-character APNs device token made of the byte `n`.
 pub fn apns_token(n: u8) -> String {
     format!("{n:02x}").repeat(32)

@@ -15,7 +15,9 @@
 //! - `checks`: what each vendor checks, and what it reads out of an accepted request.
 //! - `wire`: the HTTP/1.1 reading and writing.
 //! - `refusals`: the fakes refuse what the vendors refuse.
+//! - `apns_h2`: APNs over TLS and HTTP/2 only, as Apple serves it.
 
+mod apns_h2;
 mod checks;
 mod identities;
 mod refusals;
@@ -76,6 +78,8 @@ impl Target {
 pub struct Seen {
     pub target: Target,
     pub at: Instant,
+    /// The HTTP version it came in.
+    pub version: http::Version,
     /// The status answered.
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -136,6 +140,8 @@ pub struct FakeVendors {
     shared: Arc<Shared>,
     port: u16,
     stop: Arc<AtomicBool>,
+    /// APNs over TLS and HTTP/2, if started ([`FakeVendors::start_with_apns_h2`]).
+    apns_h2: Option<apns_h2::ApnsH2>,
 }
 
 impl FakeVendors {
@@ -159,7 +165,27 @@ impl FakeVendors {
                 std::thread::spawn(move || serve(&server, stream));
             }
         });
-        FakeVendors { shared, port, stop }
+        FakeVendors {
+            shared,
+            port,
+            stop,
+            apns_h2: None,
+        }
+    }
+
+    /// [`FakeVendors::start`], with APNs served over TLS and HTTP/2 only (the other
+    /// vendors stay on plain HTTP/1.1); [`FakeVendors::apns_runtime_config`] is how the
+    /// app host trusts its certificate.
+    pub fn start_with_apns_h2() -> FakeVendors {
+        let mut fake = FakeVendors::start();
+        fake.apns_h2 = Some(apns_h2::ApnsH2::start(Arc::clone(&fake.shared)));
+        fake
+    }
+
+    /// The runtime-config file (written into `dir`) that makes `push-notify` trust the
+    /// HTTP/2 APNs' certificate; `None` without it.
+    pub fn apns_runtime_config(&self, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        self.apns_h2.as_ref().map(|apns| apns.runtime_config(dir))
     }
 
     /// `http://127.0.0.1:<port>`: the base URL of every vendor.
@@ -170,7 +196,15 @@ impl FakeVendors {
     /// The gateway variables (`SPIN_VARIABLE_*`) that configure every vendor to be
     /// this fake, with both callback secrets.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.shared.ids.env()
+        let mut env = self.shared.ids.env();
+        if let Some(apns) = &self.apns_h2 {
+            for (name, value) in &mut env {
+                if name == "SPIN_VARIABLE_APNS_BASE_URL" {
+                    value.clone_from(&apns.origin);
+                }
+            }
+        }
+        env
     }
 
     /// The VAPID public key browsers subscribe with.
@@ -269,13 +303,13 @@ fn serve(shared: &Shared, mut stream: TcpStream) {
             return;
         }
     };
-    let answer = respond(shared, &request);
+    let answer = respond(shared, &request, http::Version::HTTP_11);
     std::thread::sleep(answer.delay);
     let _ = wire::write_answer(&mut stream, &answer);
 }
 
 /// Checks `request`, records it, and picks its answer.
-fn respond(shared: &Shared, request: &wire::WireRequest) -> Answer {
+fn respond(shared: &Shared, request: &wire::WireRequest, version: http::Version) -> Answer {
     let now = now_ms();
     let mut state = shared.state();
     let checked = match checks::check(&shared.ids, &state, request, now) {
@@ -322,6 +356,7 @@ fn respond(shared: &Shared, request: &wire::WireRequest) -> Answer {
     state.seen.push(Seen {
         target: checked.target,
         at: Instant::now(),
+        version,
         status: answer.status,
         headers: request.headers.clone(),
         notification: checked.notification,

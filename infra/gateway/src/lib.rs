@@ -36,6 +36,7 @@ pub mod outbound;
 pub mod parking;
 pub mod pg_pool;
 pub mod routes;
+pub mod runtime_config;
 pub mod secrets;
 pub mod server;
 pub mod sqlite_pool;

@@ -41,6 +41,11 @@ enum Command {
         /// Skip the components' build commands.
         #[arg(long)]
         no_build: bool,
+        /// Spin's runtime-config file, read as `spin up` reads it: the gateway
+        /// honours `[[client_tls]]` (the roots and client certificate of outbound
+        /// HTTPS per component and host) and refuses the keys of Spin-only services.
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
         /// Never generate development secrets: a required variable must be set.
         #[arg(long)]
         no_dev_secrets: bool,
@@ -153,6 +158,7 @@ fn run(cli: Cli) -> Result<()> {
             data,
             cache_dir,
             no_build,
+            runtime_config_file,
             no_dev_secrets,
             request_timeout,
             max_body_bytes,
@@ -170,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
                 data,
                 cache_dir,
                 build: !no_build,
+                runtime_config: runtime_config_file,
                 dev_secrets: !no_dev_secrets,
                 limits: Limits {
                     request_timeout: Duration::from_secs(request_timeout),

@@ -244,7 +244,7 @@ pub fn check_variable_name(name: &str) -> Result<()> {
 }
 
 /// Spin's rule for component ids: kebab-case words of lower-case letters and digits.
-fn check_component_id(id: &str) -> Result<()> {
+pub(crate) fn check_component_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.split('-').all(|word| {
             !word.is_empty()

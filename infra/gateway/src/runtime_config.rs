@@ -61,7 +61,7 @@ const SPIN_ONLY: &[(&str, &str)] = &[
     ("llm_compute", "the gateway has no LLM interface"),
     (
         "outbound_http",
-        "the gateway always pools outbound connections and does not limit them",
+        "the gateway opens one connection per outbound request and does not limit them",
     ),
     (
         "outbound_networking",
@@ -94,8 +94,7 @@ impl RuntimeConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read runtime config file {}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new(""));
-        Self::parse(&text, dir)
-            .with_context(|| format!("runtime config file {}", path.display()))
+        Self::parse(&text, dir).with_context(|| format!("runtime config file {}", path.display()))
     }
 
     /// Parses a runtime config whose relative paths are relative to `dir`.
@@ -160,7 +159,9 @@ impl ClientTls {
              'ca_roots_file' (with certificates in it) must be set"
         );
         let client_cert = match (toml.client_cert_file, toml.client_private_key_file) {
-            (Some(cert), Some(key)) => Some((load_certs(&dir.join(cert))?, load_key(&dir.join(key))?)),
+            (Some(cert), Some(key)) => {
+                Some((load_certs(&dir.join(cert))?, load_key(&dir.join(key))?))
+            }
             (None, None) => None,
             (Some(_), None) => bail!("client_cert_file specified without client_private_key_file"),
             (None, Some(_)) => bail!("client_private_key_file specified without client_cert_file"),
@@ -256,7 +257,11 @@ mod tests {
 
     #[test]
     fn spin_only_tables_are_refused_by_name() {
-        for key in ["key_value_store.default", "sqlite_database.default", "llm_compute"] {
+        for key in [
+            "key_value_store.default",
+            "sqlite_database.default",
+            "llm_compute",
+        ] {
             let err = parse(&format!("[{key}]\ntype = \"spin\"\n"), Path::new("/"))
                 .expect_err("refused")
                 .to_string();
@@ -276,10 +281,22 @@ mod tests {
             ("component_ids = [\"a\"]\nhosts = []", "hosts"),
             ("component_ids = [\"Push\"]\nhosts = [\"h\"]", "Push"),
             ("component_ids = [\"a\"]\nhosts = [\"h:443\"]", "ports"),
-            ("component_ids = [\"a\"]\nhosts = [\"h\"]\nca_use_platform_roots = false", "at least one"),
-            ("component_ids = [\"a\"]\nhosts = [\"h\"]\nca_roots_file = \"missing.pem\"", "missing.pem"),
-            ("component_ids = [\"a\"]\nhosts = [\"h\"]\nclient_cert_file = \"c.pem\"", "without"),
-            ("component_ids = [\"a\"]\nhosts = [\"h\"]\nca_root_file = \"c.pem\"", "ca_root_file"),
+            (
+                "component_ids = [\"a\"]\nhosts = [\"h\"]\nca_use_platform_roots = false",
+                "at least one",
+            ),
+            (
+                "component_ids = [\"a\"]\nhosts = [\"h\"]\nca_roots_file = \"missing.pem\"",
+                "missing.pem",
+            ),
+            (
+                "component_ids = [\"a\"]\nhosts = [\"h\"]\nclient_cert_file = \"c.pem\"",
+                "without",
+            ),
+            (
+                "component_ids = [\"a\"]\nhosts = [\"h\"]\nca_root_file = \"c.pem\"",
+                "ca_root_file",
+            ),
         ];
         for (entry, why) in cases {
             let err = parse(&format!("[[client_tls]]\n{entry}\n"), Path::new("/nowhere"))

@@ -138,6 +138,7 @@ impl App {
         cache_dir: Option<&Path>,
         limits: Limits,
         faults: Option<crate::faults::FaultConfig>,
+        runtime: &crate::runtime_config::RuntimeConfig,
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -211,6 +212,7 @@ impl App {
                 variables: vars
                     .for_component(&component.variables)
                     .with_context(|| format!("component `{id}`: variables"))?,
+                tls: crate::host::https::ComponentTls::new(runtime, id)?,
             };
             check_database_grant(id, &grants)?;
             components.insert(

@@ -21,6 +21,8 @@ pub struct UpOptions {
     /// Compiled-code cache; default `<data>/cache`.
     pub cache_dir: Option<PathBuf>,
     pub build: bool,
+    /// `--runtime-config-file`: Spin's runtime config (see `runtime_config.rs`).
+    pub runtime_config: Option<PathBuf>,
     pub dev_secrets: bool,
     pub limits: Limits,
     /// Application variable values by name, ahead of `SPIN_VARIABLE_<NAME>` (as
@@ -39,6 +41,7 @@ impl Default for UpOptions {
             data: PathBuf::from(".courier"),
             cache_dir: None,
             build: true,
+            runtime_config: None,
             dev_secrets: true,
             limits: Limits::default(),
             variables: BTreeMap::new(),
@@ -92,6 +95,10 @@ pub fn resolve_variables(
 /// Loads, builds and binds: the app is ready to serve on the returned listener.
 pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
     let manifest = Manifest::load(&opts.manifest)?;
+    let runtime = match &opts.runtime_config {
+        Some(path) => crate::runtime_config::RuntimeConfig::load(path)?,
+        None => Default::default(),
+    };
     let variables = resolve_variables(&manifest, &opts.data, opts.dev_secrets, &opts.variables)?;
     if opts.build {
         let manifest = manifest.clone();
@@ -113,6 +120,7 @@ pub async fn prepare(opts: &UpOptions) -> Result<(Arc<App>, TcpListener)> {
             cache_dir.as_deref(),
             limits,
             faults,
+            &runtime,
         )
     })
     .await??;

@@ -291,3 +291,50 @@ fn a_message_arriving_during_a_delivery_is_pushed_once_more_after_the_interval()
     assert_eq!(deliveries.len(), 2, "two attempts recorded: {deliveries:?}");
     assert!(deliveries.iter().all(|d| d.state == "sent"));
 }
+
+/// APNs speaks only HTTP/2 over TLS: the app host negotiates `h2` by ALPN, as Spin
+/// does, and trusts the vendor's CA through the runtime config's `[[client_tls]]`.
+#[test]
+fn apns_is_reached_over_tls_and_http2_with_a_ca_from_the_runtime_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = super::start_apns_h2(dir.path());
+    p.users("h", &["hs", "hi", "hw"]);
+    p.registered(
+        "hi",
+        "hi-ios",
+        &token_registration("apns", &apns_token(0x2a)),
+    );
+    p.registered("hw", "hw-web", &p.fake.webpush_registration("hw"));
+    let sent = p
+        .api
+        .send_as("hs", &text_to_user("h2-1", "hi", "over h2"))
+        .expect_json(201);
+    p.api
+        .send_as("hs", &text_to_user("h2-2", "hw", "over h1"))
+        .expect_json(201);
+    p.settle("a push to each", || p.fake.pushes().len() >= 2);
+    p.fake.assert_checks_passed();
+
+    let apns = p.fake.seen(&Target::Apns(apns_token(0x2a)));
+    assert_eq!(apns.len(), 1, "{apns:?}");
+    assert_eq!(apns[0].version, http::Version::HTTP_2);
+    assert_eq!(apns[0].status, 200);
+    assert_eq!(apns[0].notification["msg_id"], sent["msg_id"]);
+    let delivered = p.deliveries("hi");
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0].state, "sent", "{delivered:?}");
+    assert!(
+        delivered[0]
+            .vendor_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("0e2e")),
+        "the apns-id of the HTTP/2 answer: {delivered:?}"
+    );
+    // The other vendors are plain HTTP/1.1 (http://), sent as before.
+    let web = p.fake.pushes();
+    assert!(
+        web.iter()
+            .any(|s| matches!(&s.target, Target::WebPush(_)) && s.version == http::Version::HTTP_11),
+        "{web:?}"
+    );
+}

@@ -66,6 +66,7 @@ impl Fixture {
             data: data.path().to_path_buf(),
             cache_dir: Some(PathBuf::from(".courier/cache")),
             build,
+            runtime_config: None,
             dev_secrets: true,
             limits: Limits::default(),
             variables,

@@ -9,7 +9,9 @@
 //! - `postgres.rs`: `spin:postgres/postgres@4.0.0` over pooled `tokio-postgres` sessions.
 //! - `outbound.rs`: `wasi:http/outgoing-handler` hooks: the allow-list and in-process
 //!   routing of `http://<component>.spin.internal`.
+//! - `https.rs`: outbound HTTPS as Spin sends it (ALPN h2/http1.1, `[[client_tls]]`).
 
+pub mod https;
 mod key_value;
 mod outbound;
 mod postgres;
@@ -52,6 +54,8 @@ pub struct Grants {
     pub allowed_outbound_hosts: AllowList,
     /// Resolved component variables (name → value).
     pub variables: BTreeMap<String, String>,
+    /// The TLS of its outbound HTTPS (`[[client_tls]]` of the runtime config).
+    pub tls: https::ComponentTls,
 }
 
 /// The data of one request's `Store`.

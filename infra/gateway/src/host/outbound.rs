@@ -1,6 +1,7 @@
 //! Outgoing HTTP for guests: requests are checked against the component's
 //! `allowed_outbound_hosts`; `http://<component>.spin.internal` is served in-process
-//! by that component (Spin's local service chaining) without touching the network.
+//! by that component (Spin's local service chaining) without touching the network;
+//! `https://` goes out as Spin sends it (`https.rs`), `http://` by wasmtime's client.
 
 use std::sync::{Arc, Weak};
 
@@ -77,6 +78,10 @@ impl WasiHttpHooks for OutboundHooks {
                     Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
                 ))
             });
+        }
+        if scheme == "https" {
+            let tls = self.grants.tls.for_host(&host);
+            return Box::new(super::https::send(request, options, tls));
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
