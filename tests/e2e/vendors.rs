@@ -182,6 +182,11 @@ impl FakeVendors {
         fake
     }
 
+    /// The TLS connections the HTTP/2 APNs accepted (0 without it).
+    pub fn apns_h2_connections(&self) -> usize {
+        self.apns_h2.as_ref().map_or(0, |apns| apns.connections())
+    }
+
     /// The runtime-config file (written into `dir`) that makes `push-notify` trust the
     /// HTTP/2 APNs' certificate; `None` without it.
     pub fn apns_runtime_config(&self, dir: &std::path::Path) -> Option<std::path::PathBuf> {

@@ -61,7 +61,7 @@ const SPIN_ONLY: &[(&str, &str)] = &[
     ("llm_compute", "the gateway has no LLM interface"),
     (
         "outbound_http",
-        "the gateway opens one connection per outbound request and does not limit them",
+        "the gateway pools outbound HTTPS connections (90 s idle) and does not limit them",
     ),
     (
         "outbound_networking",

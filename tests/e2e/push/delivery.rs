@@ -298,7 +298,7 @@ fn a_message_arriving_during_a_delivery_is_pushed_once_more_after_the_interval()
 fn apns_is_reached_over_tls_and_http2_with_a_ca_from_the_runtime_config() {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = super::start_apns_h2(dir.path());
-    p.users("h", &["hs", "hi", "hw"]);
+    p.users("h", &["hs", "hi", "hj", "hw"]);
     p.registered(
         "hi",
         "hi-ios",
@@ -330,6 +330,22 @@ fn apns_is_reached_over_tls_and_http2_with_a_ca_from_the_runtime_config() {
             .is_some_and(|id| id.starts_with("0e2e")),
         "the apns-id of the HTTP/2 answer: {delivered:?}"
     );
+    // A second push, after the first is done, goes over the same connection: APNs
+    // asks providers to keep theirs open, and both hosts pool them.
+    p.registered(
+        "hj",
+        "hj-ios",
+        &token_registration("apns", &apns_token(0x2b)),
+    );
+    p.api
+        .send_as("hs", &text_to_user("h2-3", "hj", "again"))
+        .expect_json(201);
+    p.settle("the second APNs push", || {
+        !p.fake.seen(&Target::Apns(apns_token(0x2b))).is_empty()
+    });
+    p.fake.assert_checks_passed();
+    assert_eq!(p.fake.apns_h2_connections(), 1, "one pooled connection");
+
     // The other vendors are plain HTTP/1.1 (http://), sent as before.
     let web = p.fake.pushes();
     assert!(

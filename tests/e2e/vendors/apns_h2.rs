@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +19,8 @@ use super::{Shared, respond, wire::WireRequest};
 pub struct ApnsH2 {
     pub origin: String,
     ca_pem: String,
+    /// TLS connections accepted so far.
+    connections: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -46,8 +49,11 @@ impl ApnsH2 {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind the HTTP/2 APNs");
         let port = listener.local_addr().expect("address").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         runtime.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, shared) = (acceptor.clone(), Arc::clone(&shared));
                 tokio::spawn(async move {
                     let Ok(stream) = acceptor.accept(tcp).await else {
@@ -70,8 +76,14 @@ impl ApnsH2 {
         ApnsH2 {
             origin: format!("https://127.0.0.1:{port}"),
             ca_pem,
+            connections,
             _runtime: runtime,
         }
+    }
+
+    /// TLS connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Writes the CA's certificate and a runtime-config file trusting it for

@@ -2,11 +2,13 @@
 //! then `http/1.1`, and HTTP/2 when the server picks it (APNs speaks nothing else).
 //! The roots are webpki's (Mozilla's), as Spin's default, unless a `[[client_tls]]`
 //! entry of the runtime-config file names the component and the request's host; then
-//! that entry's roots and client certificate. Plain `http://` keeps wasmtime's own
-//! HTTP/1.1 client. One connection per request, as before: no pool.
+//! that entry's roots and client certificate. Connections are pooled per TLS
+//! configuration, as Spin pools them (APNs asks that a provider keep its connections
+//! open rather than open one per notification). Plain `http://` keeps wasmtime's own
+//! HTTP/1.1 client.
 
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -14,11 +16,10 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 use crate::runtime_config::{ClientTls, RuntimeConfig};
@@ -30,25 +31,29 @@ pub type Sent = (
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 );
 
-/// wasmtime's defaults when a guest sets no timeout.
+/// Pooled HTTPS connections of one TLS configuration.
+pub type Pool = Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>;
+
+/// wasmtime's default when a guest sets no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Connection-specific header fields, which HTTP/2 forbids (RFC 9113 §8.2.2); `host`
-/// travels as `:authority`.
-const HTTP1_ONLY_HEADERS: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-];
+/// How long an unused pooled connection stays open (hyper's default, as Spin's).
+const POOL_IDLE: Duration = Duration::from_secs(90);
 
-/// The TLS configurations of one component: its `[[client_tls]]` entries by host,
-/// in file order, else the default.
-#[derive(Debug, Clone, Default)]
+/// The connection pools of one component: one per `[[client_tls]]` entry naming it,
+/// by host, in file order, else the shared default.
+#[derive(Clone, Default)]
 pub struct ComponentTls {
-    entries: Vec<(Vec<String>, Arc<ClientConfig>)>,
+    entries: Vec<(Vec<String>, Pool)>,
+}
+
+impl std::fmt::Debug for ComponentTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<&Vec<String>> = self.entries.iter().map(|(hosts, _)| hosts).collect();
+        f.debug_struct("ComponentTls")
+            .field("client_tls_hosts", &hosts)
+            .finish()
+    }
 }
 
 impl ComponentTls {
@@ -60,44 +65,57 @@ impl ComponentTls {
             .filter(|entry| entry.component_ids.iter().any(|id| id == component))
             .map(|entry| {
                 let hosts = entry.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
-                Ok((hosts, Arc::new(client_config(entry)?)))
+                Ok((hosts, pool(client_config(entry)?)))
             })
             .collect::<Result<_>>()
             .with_context(|| format!("component `{component}`: [[client_tls]]"))?;
         Ok(Self { entries })
     }
 
-    /// The configuration for `host` (lower case, no port): the first entry naming it,
-    /// else the default.
-    pub fn for_host(&self, host: &str) -> Arc<ClientConfig> {
+    /// The pool for `host` (lower case, no port): the first entry naming it, else the
+    /// default.
+    pub fn for_host(&self, host: &str) -> Pool {
         self.entries
             .iter()
             .find(|(hosts, _)| hosts.iter().any(|h| h == host))
-            .map(|(_, config)| config.clone())
+            .map(|(_, pool)| pool.clone())
             .unwrap_or_else(|| DEFAULT.clone())
     }
 }
 
-/// The configuration of a host no entry names: webpki's roots, no client certificate.
-static DEFAULT: LazyLock<Arc<ClientConfig>> = LazyLock::new(|| {
+/// The pool of hosts no entry names: webpki's roots, no client certificate.
+static DEFAULT: LazyLock<Pool> = LazyLock::new(|| {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };
-    let mut config = builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn();
-    Arc::new(config)
+    pool(
+        builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 });
 
-fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
-    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+/// A pool whose new connections offer ALPN `h2` then `http/1.1`.
+fn pool(config: ClientConfig) -> Pool {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false); // the URI is https; TLS wraps this connector
+    tcp.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_all_versions()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .build(https)
 }
 
-fn alpn() -> Vec<Vec<u8>> {
-    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
+    ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
 }
 
 /// The rustls configuration of one `[[client_tls]]` entry.
@@ -119,7 +137,7 @@ fn client_config(entry: &ClientTls) -> Result<ClientConfig> {
             .context("a certificate of ca_roots_file is not a usable root")?;
     }
     let builder = builder().with_root_certificates(roots);
-    let mut config = match &entry.client_cert {
+    let config = match &entry.client_cert {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain.clone(), key.clone_key())
             .context(
@@ -127,102 +145,84 @@ fn client_config(entry: &ClientTls) -> Result<ClientConfig> {
             )?,
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = alpn();
     Ok(config)
 }
 
-/// Sends an `https://` request over a new connection: HTTP/2 if the server chose
-/// `h2` by ALPN, else HTTP/1.1.
+/// Sends an `https://` request on a pooled connection of `pool` (a new one is HTTP/2
+/// if the server chose `h2` by ALPN, else HTTP/1.1). The guest's connect and
+/// first-byte timeouts bound the wait for the response head together.
 pub async fn send(
-    mut request: Request<WasiBody>,
+    request: Request<WasiBody>,
     options: Option<RequestOptions>,
-    tls: Arc<ClientConfig>,
+    pool: Pool,
 ) -> Result<Sent, Error> {
-    let uri = request.uri();
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
-    let port = uri.port_u16().unwrap_or(443);
     let option = |pick: fn(&RequestOptions) -> Option<Duration>| {
         options.as_ref().and_then(pick).unwrap_or(DEFAULT_TIMEOUT)
     };
-    let connect_timeout = option(|o| o.connect_timeout);
-    let first_byte_timeout = option(|o| o.first_byte_timeout);
+    let head_timeout = option(|o| o.connect_timeout) + option(|o| o.first_byte_timeout);
     let between_bytes_timeout = option(|o| o.between_bytes_timeout).max(Duration::new(0, 1));
-
-    // An IPv6 literal keeps its brackets in the URI's host.
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let server_name = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ServerName::from(ip),
-        Err(_) => ServerName::try_from(bare.to_string())?,
-    };
-    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((bare, port)))
+    let response = tokio::time::timeout(head_timeout, pool.request(request))
         .await
-        .map_err(|_| Error::ConnectionTimeout)?
-        .map_err(Error::Connect)?;
-    let stream = tokio::time::timeout(
-        connect_timeout,
-        tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp),
-    )
-    .await
-    .map_err(|_| Error::ConnectionTimeout)?
-    .map_err(Error::Tls)?;
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = TokioIo::new(stream);
-
-    type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, hyper::Error>> + Send>>;
-    let (response, conn): (Boxed<Response<hyper::body::Incoming>>, Boxed<()>) = if h2 {
-        for name in HTTP1_ONLY_HEADERS {
-            request.headers_mut().remove(name);
-        }
-        let (mut sender, conn) = tokio::time::timeout(
-            connect_timeout,
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake(io),
-        )
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
-        (
-            Box::pin(async move { sender.send_request(request).await }),
-            Box::pin(conn),
-        )
-    } else {
-        // The request line names only the path; the authority is in `host`.
-        *request.uri_mut() = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .parse()
-            .map_err(|_| Error::HttpRequestUriInvalid)?;
-        let (mut sender, conn) = tokio::time::timeout(
-            connect_timeout,
-            hyper::client::conn::http1::Builder::new().handshake(io),
-        )
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
-        (
-            Box::pin(async move { sender.send_request(request).await }),
-            Box::pin(conn),
-        )
-    };
-    // The connection runs on its own task; the guest learns how it ended from the
-    // returned future.
-    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _ = ended_tx.send(conn.await);
-    });
-    let response = tokio::time::timeout(first_byte_timeout, response)
-        .await
-        .map_err(|_| Error::ConnectionReadTimeout)??;
+        .map_err(|_| Error::ConnectionReadTimeout)?
+        .map_err(|err| client_error(&err))?;
     let mut timer = tokio::time::interval(between_bytes_timeout);
     timer.reset();
     let response = response.map(|incoming| TimedBody { incoming, timer }.boxed_unsync());
-    let ended = async move {
-        match ended_rx.await {
-            Ok(Err(err)) if err.is_timeout() => Err(Error::HttpResponseTimeout),
-            Ok(Err(err)) => Err(err.into()),
-            Ok(Ok(())) | Err(_) => Ok(()),
+    // The pool drives its connections: there is no per-request connection to report on.
+    Ok((response, Box::new(async { Ok(()) })))
+}
+
+/// The wasi-http error of a failed pooled request.
+fn client_error(err: &hyper_util::client::legacy::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            tracing::debug!(error = %tls, "outbound TLS failed");
+            return match tls {
+                rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+                _ => Error::TlsProtocolError,
+            };
         }
-    };
-    Ok((response, Box::new(ended)))
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return if hyper.is_timeout() {
+                Error::HttpResponseTimeout
+            } else {
+                hyper_error(hyper)
+            };
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // rustls reports through io::Error; its inner error is the rustls one.
+            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                tracing::debug!(error = %tls, "outbound TLS failed");
+                return match tls {
+                    rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+                    _ => Error::TlsProtocolError,
+                };
+            }
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
+                _ => Error::Connect(std::io::Error::new(io.kind(), io.to_string())),
+            };
+        }
+        source = cause.source();
+    }
+    if err.is_connect() {
+        Error::ConnectionRefused
+    } else {
+        Error::HttpProtocolError
+    }
+}
+
+/// wasmtime's mapping of a hyper error, by value (its `From` takes ownership).
+fn hyper_error(err: &hyper::Error) -> Error {
+    if err.is_parse() || err.is_incomplete_message() {
+        Error::HttpProtocolError
+    } else if err.is_canceled() || err.is_closed() {
+        Error::ConnectionTerminated
+    } else {
+        Error::HttpProtocolError
+    }
 }
 
 /// A response body that fails when no frame comes for `between_bytes_timeout`.

@@ -80,8 +80,8 @@ impl WasiHttpHooks for OutboundHooks {
             });
         }
         if scheme == "https" {
-            let tls = self.grants.tls.for_host(&host);
-            return Box::new(super::https::send(request, options, tls));
+            let pool = self.grants.tls.for_host(&host);
+            return Box::new(super::https::send(request, options, pool));
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
