@@ -1,6 +1,6 @@
 //! Outbound HTTPS of guests, as Spin 4 sends it: TLS by rustls, ALPN offering `h2`
 //! then `http/1.1`, and HTTP/2 when the server picks it (APNs speaks nothing else).
-//! The roots are webpki's (Mozilla's), as Spin's default, unless a `[[client_tls]]`
+//! The roots are webpki's (Mozilla's), as wasmtime's own sender's, unless a `[[client_tls]]`
 //! entry of the runtime-config file names the component and the request's host; then
 //! that entry's roots and client certificate. Connections are pooled per TLS
 //! configuration, as Spin pools them (APNs asks that a provider keep its connections
@@ -24,8 +24,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 use crate::runtime_config::{ClientTls, RuntimeConfig};
 
-/// What a request's answer is: the response, and the future that reports how the
-/// connection ended.
+/// What a request's answer is: the response, and the future wasi-http awaits for the
+/// connection's end (always `Ok` here: the pool drives its connections).
 pub type Sent = (
     Response<WasiBody>,
     Box<dyn Future<Output = Result<(), Error>> + Send>,
@@ -37,7 +37,7 @@ pub type Pool = Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>;
 /// wasmtime's default when a guest sets no timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// How long an unused pooled connection stays open (hyper's default, as Spin's).
+/// How long an unused pooled connection stays open (hyper's default).
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// The connection pools of one component: one per `[[client_tls]]` entry naming it,
@@ -177,11 +177,7 @@ fn client_error(err: &hyper_util::client::legacy::Error) -> Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            tracing::debug!(error = %tls, "outbound TLS failed");
-            return match tls {
-                rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
-                _ => Error::TlsProtocolError,
-            };
+            return tls_error(tls);
         }
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             return if hyper.is_timeout() {
@@ -193,11 +189,7 @@ fn client_error(err: &hyper_util::client::legacy::Error) -> Error {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             // rustls reports through io::Error; its inner error is the rustls one.
             if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                tracing::debug!(error = %tls, "outbound TLS failed");
-                return match tls {
-                    rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
-                    _ => Error::TlsProtocolError,
-                };
+                return tls_error(tls);
             }
             return match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
@@ -214,7 +206,16 @@ fn client_error(err: &hyper_util::client::legacy::Error) -> Error {
     }
 }
 
-/// wasmtime's mapping of a hyper error, by value (its `From` takes ownership).
+/// A failed handshake: the certificate, or anything else of TLS.
+fn tls_error(tls: &rustls::Error) -> Error {
+    tracing::debug!(error = %tls, "outbound TLS failed");
+    match tls {
+        rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+        _ => Error::TlsProtocolError,
+    }
+}
+
+/// A hyper error by reference (wasmtime's `From` takes it by value).
 fn hyper_error(err: &hyper::Error) -> Error {
     if err.is_parse() || err.is_incomplete_message() {
         Error::HttpProtocolError
