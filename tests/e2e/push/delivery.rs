@@ -354,3 +354,40 @@ fn apns_is_reached_over_tls_and_http2_with_a_ca_from_the_runtime_config() {
         "{web:?}"
     );
 }
+
+/// Without the runtime config's CA, the APNs certificate is not trusted: the push is
+/// never sent in the clear or to an unverified server, and is not recorded as sent.
+#[test]
+fn apns_with_an_untrusted_certificate_is_never_sent() {
+    let fake = crate::vendors::FakeVendors::start_with_apns_h2();
+    let env = fake.env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let p = Push {
+        api: crate::client::Api::start_with(&vars),
+        fake,
+    };
+    p.users("u", &["us", "ui"]);
+    p.registered(
+        "ui",
+        "ui-ios",
+        &token_registration("apns", &apns_token(0x2c)),
+    );
+    p.api
+        .send_as("us", &text_to_user("u-1", "ui", "not trusted"))
+        .expect_json(201);
+    p.wait_until("a TLS handshake with the APNs fake", || {
+        p.fake.apns_h2_connections() >= 1
+    });
+    p.drain();
+    assert!(p.fake.seen(&Target::Apns(apns_token(0x2c))).is_empty());
+    assert!(
+        p.deliveries("ui").iter().all(|d| d.state != "sent"),
+        "{:?}",
+        p.deliveries("ui")
+    );
+    let failures = p.fake.failures();
+    assert!(
+        !failures.is_empty() && failures.iter().all(|f| f.contains("TLS handshake failed")),
+        "{failures:?}"
+    );
+}
