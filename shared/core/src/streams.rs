@@ -1,10 +1,12 @@
-//! Rules of reading a stream: sync pages, acks, history pages, device presence.
+//! Rules of reading a stream: sync pages and their events. (The ack rule is the
+//! store's monotonic upsert, `courier_store::devices::ack`; presence is the push
+//! policy's `presence_ttl_ms` in `courier_store::push`.)
 //!
 //! Streams are dense: seqs `trimmed + 1 ..= head` (a recall erases content but keeps
 //! the entry; retention purges only a stream's oldest entries, and records how far in
 //! `trimmed`), which is what lets `more` be computed from `head` alone.
 
-use crate::api::{Entry, HistoryResponse, SyncResponse};
+use crate::api::{Entry, SyncResponse};
 use crate::error::Error;
 use crate::ids::Seq;
 
@@ -65,43 +67,6 @@ pub fn sse_events(page: &SyncResponse) -> String {
 
 /// The heartbeat of an idle event stream (an SSE comment line).
 pub const SSE_PING: &str = ": ping\n\n";
-
-/// What an ack does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
-    /// Store `to` as the device's acked seq.
-    Advance {
-        /// The new acked seq.
-        to: Seq,
-    },
-    /// `requested` is not above the current ack: a no-op (acks never go back).
-    Unchanged,
-}
-
-/// The ack rule: above `head` is a bad request; not above `current` changes nothing.
-pub fn ack(current: Seq, requested: Seq, head: Seq) -> Result<AckOutcome, Error> {
-    check_within_head("seq", requested, head)?;
-    Ok(if requested > current {
-        AckOutcome::Advance { to: requested }
-    } else {
-        AckOutcome::Unchanged
-    })
-}
-
-/// The history answer from `entries` read newest first with one more row than `limit`
-/// (the extra row only tells that older entries exist).
-pub fn history_page(mut entries: Vec<Entry>, limit: u32) -> HistoryResponse {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    HistoryResponse { entries, more }
-}
-
-/// A device is online while its last sync is at most `presence_ttl_secs` old.
-pub fn device_online(last_seen_ms: i64, now_ms: i64, presence_ttl_secs: u64) -> bool {
-    let ttl_ms = i64::try_from(presence_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    now_ms.saturating_sub(last_seen_ms) <= ttl_ms
-}
 
 #[cfg(test)]
 mod tests {
@@ -166,52 +131,6 @@ mod tests {
         assert_eq!(
             sync_page(seq(11), seq(10), Seq::ZERO, vec![]).map_err(|e| e.code()),
             Err("bad_request")
-        );
-    }
-
-    #[test]
-    fn ack_advances_only_forward() {
-        assert_eq!(
-            ack(seq(3), seq(5), seq(9)),
-            Ok(AckOutcome::Advance { to: seq(5) })
-        );
-        assert_eq!(ack(seq(5), seq(3), seq(9)), Ok(AckOutcome::Unchanged));
-        assert_eq!(ack(seq(5), seq(5), seq(9)), Ok(AckOutcome::Unchanged));
-        assert_eq!(
-            ack(seq(5), seq(9), seq(9)),
-            Ok(AckOutcome::Advance { to: seq(9) })
-        );
-    }
-
-    #[test]
-    fn ack_above_head_is_a_bad_request() {
-        assert_eq!(
-            ack(seq(0), seq(10), seq(9)).map_err(|e| e.code()),
-            Err("bad_request")
-        );
-    }
-
-    #[test]
-    fn history_page_uses_the_extra_row_only_for_more() {
-        let page = history_page(entries(&[9, 8, 7]), 2);
-        assert_eq!(
-            page.entries.iter().map(|e| e.seq.get()).collect::<Vec<_>>(),
-            [9, 8]
-        );
-        assert!(page.more);
-        let all = history_page(entries(&[9, 8]), 2);
-        assert!(!all.more);
-        assert_eq!(all.entries.len(), 2);
-    }
-
-    #[test]
-    fn device_is_online_until_the_ttl_passes() {
-        let seen = 1_000_000;
-        assert!(device_online(seen, seen + 60_000, 60));
-        assert!(!device_online(seen, seen + 60_001, 60));
-        assert!(
-            device_online(seen, seen - 5, 60),
-            "a clock step back keeps it online"
         );
     }
 
