@@ -31,12 +31,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
+use support::{identity, who};
+
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use courier_core::api::{HistoryQuery, SyncQuery};
 use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, Error, Seq, UserId};
+use courier_core::{Config, Error, Seq};
 use courier_messaging::worker::{DrainConfig, drain};
 use courier_messaging::{Reply, ack, directory, reads, recall, receipts, send};
 use courier_store::sql::{Dialect, Row, Sql, SqlError, SqlValue, TX_ATTEMPTS};
@@ -74,19 +78,6 @@ fn config() -> Config {
         org_queue_floor: 1_000_000,
         ..Config::default()
     }
-}
-
-fn identity(uid: &str, role: Role) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role,
-        expires_at_secs: u64::MAX / 2,
-    }
-}
-
-fn who(uid: &str) -> Identity {
-    identity(uid, Role::User)
 }
 
 fn admin() -> Identity {

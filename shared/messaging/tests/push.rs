@@ -5,10 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
+use support::who;
+
 use std::collections::VecDeque;
 
-use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, UserId};
+use courier_core::Config;
 use courier_messaging::push::deliver::{Cache, DeliverConfig, PushReport, Transport, deliver};
 use courier_messaging::push::{self, Vendors};
 use courier_messaging::send;
@@ -32,21 +35,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn who(uid: &str) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role: Role::User,
-        expires_at_secs: u64::MAX / 2,
-    }
-}
-
 fn config() -> Config {
-    Config {
-        rate_per_user_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    }
+    support::unthrottled()
 }
 
 fn vendors(preview: bool) -> Vendors {

@@ -5,10 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
+use support::who;
+
 use std::cell::Cell;
 
-use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, UserId};
+use courier_core::Config;
 use courier_messaging::worker::{DrainConfig, DrainReport, drain};
 use courier_messaging::{recall, receipts, send};
 use courier_store::jobs::{self, Lane, NewJob};
@@ -17,21 +20,10 @@ use courier_store::testdb::TestDb;
 use courier_store::{directory, reads, schema};
 use serde_json::{Value, json};
 
-fn who(uid: &str) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role: Role::User,
-        expires_at_secs: u64::MAX / 2,
-    }
-}
-
 fn config() -> Config {
     Config {
         inline_fanout_max: 10,
-        rate_per_user_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
+        ..support::unthrottled()
     }
 }
 
@@ -55,20 +47,7 @@ fn setup(db: &impl Sql, members: usize) -> Vec<String> {
 }
 
 fn send_text(db: &impl Sql, from: &str, to: Value, cmid: &str, now: i64) -> Value {
-    let body =
-        json!({ "client_msg_id": cmid, "to": to, "content": { "type": "text", "text": cmid } });
-    let random = cmid.bytes().fold(now as u64, |h, b| {
-        h.wrapping_mul(31).wrapping_add(u64::from(b))
-    });
-    let (status, reply) = send::send(
-        db,
-        &config(),
-        &who(from),
-        body.to_string().as_bytes(),
-        now,
-        random,
-    )
-    .unwrap();
+    let (status, reply) = support::send_text(db, &config(), from, to, cmid, now);
     assert!(status == 201 || status == 200, "{status} {reply}");
     reply
 }

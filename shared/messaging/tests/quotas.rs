@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, Error, UserId};
+mod support;
+
+use support::who;
+
+use courier_core::{Config, Error};
 use courier_messaging::send;
 use courier_messaging::worker::{DrainConfig, drain};
 use courier_store::native::NativeSqlite;
@@ -14,15 +17,6 @@ use courier_store::{directory, schema};
 use serde_json::json;
 
 const T0: i64 = 1_767_225_600_000;
-
-fn who(uid: &str) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role: Role::User,
-        expires_at_secs: u64::MAX / 2,
-    }
-}
 
 fn users(db: &impl Sql) {
     schema::migrate(db).unwrap();

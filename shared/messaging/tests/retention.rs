@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, UserId};
+mod support;
+
+use support::who;
+
+use courier_core::Config;
 use courier_messaging::worker::{DrainConfig, DrainReport, drain};
-use courier_messaging::{reads, receipts, send};
+use courier_messaging::{reads, receipts};
 use courier_store::jobs::{self, Lane, NewJob};
 use courier_store::native::NativeSqlite;
 use courier_store::retention::{self, Counts, Policy, Step};
@@ -18,21 +21,8 @@ use serde_json::{Value, json};
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_700_000_000_000;
 
-fn who(uid: &str) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role: Role::User,
-        expires_at_secs: u64::MAX / 2,
-    }
-}
-
 fn config() -> Config {
-    Config {
-        rate_per_user_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    }
+    support::unthrottled()
 }
 
 fn policy(batch: i64) -> Policy {
@@ -45,18 +35,7 @@ fn policy(batch: i64) -> Policy {
 }
 
 fn send_text(db: &impl Sql, from: &str, to: Value, cmid: &str, now: i64) -> String {
-    let body =
-        json!({ "client_msg_id": cmid, "to": to, "content": { "type": "text", "text": cmid } });
-    let random = cmid.bytes().fold(7u64, |h, b| h * 31 + u64::from(b));
-    let (status, reply) = send::send(
-        db,
-        &config(),
-        &who(from),
-        body.to_string().as_bytes(),
-        now,
-        random,
-    )
-    .unwrap();
+    let (status, reply) = support::send_text(db, &config(), from, to, cmid, now);
     assert_eq!(status, 201, "{reply}");
     reply["msg_id"].as_str().unwrap().to_string()
 }

@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::collections::VecDeque;
 
+use courier_core::Config;
 use courier_core::api::OriginPattern;
 use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, UserId};
 use courier_messaging::webhooks::deliver::{DeliverConfig, Transport, WebhookReport, deliver};
 use courier_messaging::worker::{DrainConfig, drain};
 use courier_messaging::{recall, receipts, send, webhooks};
@@ -25,24 +27,16 @@ const T0: i64 = 1_767_225_600_000;
 const SECRET: &str = "whsec-0123456789abcdef";
 
 fn who(uid: &str) -> Identity {
-    Identity {
-        user: UserId::parse(uid).unwrap(),
-        device: DeviceId::default_device(),
-        role: if uid == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        },
-        expires_at_secs: u64::MAX / 2,
-    }
+    let role = if uid == "admin" {
+        Role::Admin
+    } else {
+        Role::User
+    };
+    support::identity(uid, role)
 }
 
 fn config() -> Config {
-    Config {
-        rate_per_user_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    }
+    support::unthrottled()
 }
 
 fn origins() -> Vec<OriginPattern> {
@@ -98,18 +92,7 @@ fn put_hook(db: &impl Sql, id: &str, org: &str, url: &str, events: Value) -> (u1
 }
 
 fn send_text(db: &impl Sql, from: &str, to: &str, cmid: &str, now: i64) -> String {
-    let body = json!({ "client_msg_id": cmid, "to": { "user": to },
-                       "content": { "type": "text", "text": cmid } });
-    let (status, reply) = send::send(
-        db,
-        &config(),
-        &who(from),
-        body.to_string().as_bytes(),
-        now,
-        cmid.bytes()
-            .fold(from.len() as u64, |h, b| h * 31 + u64::from(b)),
-    )
-    .unwrap();
+    let (status, reply) = support::send_text(db, &config(), from, json!({ "user": to }), cmid, now);
     assert_eq!(status, 201, "{reply}");
     reply["msg_id"].as_str().unwrap().to_string()
 }
