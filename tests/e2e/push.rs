@@ -32,12 +32,17 @@ pub struct Push {
 
 /// Starts the fake vendors and a gateway configured for them, with `extra` variables.
 pub fn start(extra: &[(&str, &str)]) -> Push {
-    let fake = FakeVendors::start();
+    start_on(FakeVendors::start(), extra, &[])
+}
+
+/// An app host configured for `fake`, with `extra` variables and `args` (flags both
+/// hosts take).
+pub fn start_on(fake: FakeVendors, extra: &[(&str, &str)], args: &[&str]) -> Push {
     let env = fake.env();
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     vars.extend_from_slice(extra);
     Push {
-        api: Api::start_with(&vars),
+        api: Api::start_with_args(&vars, args),
         fake,
     }
 }
@@ -46,14 +51,9 @@ pub fn start(extra: &[(&str, &str)]) -> Push {
 /// app host through `--runtime-config-file` (in `dir`, which must outlive the app).
 pub fn start_apns_h2(dir: &std::path::Path) -> Push {
     let fake = FakeVendors::start_with_apns_h2();
-    let env = fake.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let config = fake.apns_runtime_config(dir).expect("an HTTP/2 APNs");
     let config = config.to_str().expect("a UTF-8 path");
-    Push {
-        api: Api::start_with_args(&vars, &["--runtime-config-file", config]),
-        fake,
-    }
+    start_on(fake, &[], &["--runtime-config-file", config])
 }
 
 /// A 64-hex-character APNs device token made of the byte `n`.

@@ -6,10 +6,7 @@
 
 mod support;
 
-use support::who;
-
 use courier_core::{Config, Error};
-use courier_messaging::send;
 use courier_messaging::worker::{DrainConfig, drain};
 use courier_store::native::NativeSqlite;
 use courier_store::sql::Sql;
@@ -34,18 +31,7 @@ fn send_to(
     cmid: &str,
     now: i64,
 ) -> Result<u16, Error> {
-    let body = json!({ "client_msg_id": cmid, "to": to,
-                       "content": { "type": "text", "text": cmid } });
-    send::send(
-        db,
-        config,
-        &who(from),
-        body.to_string().as_bytes(),
-        now,
-        cmid.bytes()
-            .fold(from.len() as u64, |h, b| h * 31 + u64::from(b)),
-    )
-    .map(|(status, _)| status)
+    support::try_send_text(db, config, from, to, cmid, now).map(|(status, _)| status)
 }
 
 fn messages(db: &impl Sql) -> i64 {

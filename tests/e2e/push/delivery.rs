@@ -359,13 +359,7 @@ fn apns_is_reached_over_tls_and_http2_with_a_ca_from_the_runtime_config() {
 /// never sent in the clear or to an unverified server, and is not recorded as sent.
 #[test]
 fn apns_with_an_untrusted_certificate_is_never_sent() {
-    let fake = crate::vendors::FakeVendors::start_with_apns_h2();
-    let env = fake.env();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let p = Push {
-        api: crate::client::Api::start_with(&vars),
-        fake,
-    };
+    let p = super::start_on(crate::vendors::FakeVendors::start_with_apns_h2(), &[], &[]);
     p.users("u", &["us", "ui"]);
     p.registered(
         "ui",

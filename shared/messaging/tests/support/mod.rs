@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use courier_core::auth::{Identity, Role};
-use courier_core::{Config, DeviceId, UserId};
+use courier_core::{Config, DeviceId, Error, UserId};
 use courier_messaging::send;
 use courier_store::sql::Sql;
 use serde_json::{Value, json};
@@ -42,6 +42,18 @@ pub fn send_text(
     cmid: &str,
     now: i64,
 ) -> (u16, Value) {
+    try_send_text(db, config, from, to, cmid, now).unwrap()
+}
+
+/// [`send_text`], its refusal returned.
+pub fn try_send_text(
+    db: &impl Sql,
+    config: &Config,
+    from: &str,
+    to: Value,
+    cmid: &str,
+    now: i64,
+) -> Result<(u16, Value), Error> {
     let body =
         json!({ "client_msg_id": cmid, "to": to, "content": { "type": "text", "text": cmid } });
     let random = cmid.bytes().fold(now as u64, |h, b| {
@@ -55,5 +67,4 @@ pub fn send_text(
         now,
         random,
     )
-    .unwrap()
 }
