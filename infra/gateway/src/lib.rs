@@ -6,6 +6,8 @@
 //! - [`routes`]: Spin's HTTP route matching.
 //! - [`variables`]: application and component variable resolution.
 //! - [`outbound`]: the `allowed_outbound_hosts` syntax and matching.
+//! - [`runtime_config`]: Spin's runtime-config file (`--runtime-config-file`): its
+//!   `[[client_tls]]`, used by `host::https`; Spin-only keys are refused.
 //! - [`secrets`]: development secrets generated into the data directory.
 //! - [`builder`]: runs the components' build commands.
 //! - [`sqlite_pool`]: the embedded SQLite files and their connection pools.
