@@ -180,11 +180,7 @@ fn client_error(err: &hyper_util::client::legacy::Error) -> Error {
             return tls_error(tls);
         }
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return if hyper.is_timeout() {
-                Error::HttpResponseTimeout
-            } else {
-                hyper_error(hyper)
-            };
+            return hyper_error(hyper);
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             // rustls reports through io::Error; its inner error is the rustls one.
@@ -217,8 +213,8 @@ fn tls_error(tls: &rustls::Error) -> Error {
 
 /// A hyper error by reference (wasmtime's `From` takes it by value).
 fn hyper_error(err: &hyper::Error) -> Error {
-    if err.is_parse() || err.is_incomplete_message() {
-        Error::HttpProtocolError
+    if err.is_timeout() {
+        Error::HttpResponseTimeout
     } else if err.is_canceled() || err.is_closed() {
         Error::ConnectionTerminated
     } else {
