@@ -14,7 +14,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use courier_gateway::bench::machine;
+use courier_bench::machine;
 
 /// What to send and for how long.
 #[derive(Debug, Clone)]

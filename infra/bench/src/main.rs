@@ -15,13 +15,15 @@
 //! - [`load`]: the closed-loop HTTP/1.1 load generator and its statistics.
 //! - [`native`]: the native baseline server.
 //! - [`gateway`]: building the component, starting the gateway, instantiation timing.
-//! - `courier_gateway::bench::machine`: machine facts and per-thread CPU accounting.
+//! - the library (`lib.rs`, used here as `bench`): the in-process fixture, the HTTP
+//!   client, machine facts and per-thread CPU accounting, and the messaging, queue,
+//!   push and soak benchmarks.
 //! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
 //!   gateways on one PostgreSQL.
 //! - [`spin`]: `courier-bench spin`, the same components on `courier up` (baseline)
 //!   and on real `spin up`: sends, polls, a 10,000-member fan-out.
-//! - `courier-bench soak` runs `courier_gateway::bench::soak` against the `courier`
-//!   binary as a child process.
+//! - `courier-bench soak` runs the library's `soak` against the `courier` binary as a
+//!   child process.
 
 mod gateway;
 mod load;
@@ -37,13 +39,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use courier_gateway::bench;
+use courier_bench as bench;
 use tokio::runtime::Runtime;
 
 use crate::load::{Load, Outcome};
-use courier_gateway::bench::machine::{
-    self, GATEWAY_THREADS, LOAD_THREADS, Machine, NATIVE_THREADS,
-};
+use courier_bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine, NATIVE_THREADS};
 
 #[derive(Parser)]
 #[command(

@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use courier_gateway::bench::client::{Conn, Latencies};
-use courier_gateway::bench::machine::{self, Machine};
+use courier_bench::client::{Conn, Latencies};
+use courier_bench::machine::{self, Machine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -371,8 +371,8 @@ async fn one(hosts: &mut [Running], case: &Case, opts: &Options) -> Result<Measu
     let ttl = Duration::from_secs(3600);
     let admin = courier_gateway::token::mint(JWT, "bench-admin", None, true, ttl)?;
     eprintln!("  creating {n} + {SENDERS} users…");
-    let waiting = courier_gateway::bench::create_users(addrs[0], &admin, "w", n, 16).await?;
-    let senders = courier_gateway::bench::create_users(addrs[0], &admin, "s", SENDERS, 8).await?;
+    let waiting = courier_bench::create_users(addrs[0], &admin, "w", n, 16).await?;
+    let senders = courier_bench::create_users(addrs[0], &admin, "s", SENDERS, 8).await?;
     let token = |u: &str| courier_gateway::token::mint(JWT, u, None, false, ttl);
     let sender_tokens: Vec<String> = senders.iter().map(|u| token(u)).collect::<Result<_>>()?;
 

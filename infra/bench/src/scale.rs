@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use courier_gateway::bench::{Fixture, messaging};
+use courier_bench::{Fixture, messaging};
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
 use tokio::runtime::Runtime;
 
-use courier_gateway::bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
+use courier_bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
 
 pub struct Options {
     pub users: usize,

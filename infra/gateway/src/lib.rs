@@ -21,9 +21,7 @@
 //! - [`faults`]: fault injection for proof tests (`--faults` / `COURIER_FAULTS`, off by default).
 //! - [`token`]: development JWTs.
 //! - [`up`]: `courier up` from flags to a serving app.
-//! - [`bench`]: the messaging and queue benchmarks (`courier-bench`), with baselines.
 
-pub mod bench;
 pub mod builder;
 pub mod drain;
 pub mod drainer;

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use courier_gateway::bench::machine::process_cpu;
+use courier_bench::machine::process_cpu;
 use tokio::runtime::Runtime;
 
 /// How long a host may take from start to serving (both load the components from
@@ -99,7 +99,7 @@ pub fn prepare(workspace: &Path, explicit: Option<&Path>, build: bool) -> Result
     }
     let courier = match explicit {
         Some(path) => path.to_path_buf(),
-        None if build => courier_gateway::bench::soak::process::build_courier(workspace)?,
+        None if build => courier_bench::soak::process::build_courier(workspace)?,
         None => workspace.join("target/release/courier"),
     };
     anyhow::ensure!(

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use courier_gateway::bench::machine::{self, Machine};
-use courier_gateway::bench::messaging::Failures;
+use courier_bench::machine::{self, Machine};
+use courier_bench::messaging::Failures;
 
 use host::{Host, Running, Setup, Snapshot};
 use workload::{Loop, Run, Workload};

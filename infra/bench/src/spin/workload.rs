@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use courier_gateway::bench::client::Conn;
-use courier_gateway::bench::machine::{self, machine_cpu, process_cpu};
-use courier_gateway::bench::messaging::{self, Failures, Measured};
+use courier_bench::client::Conn;
+use courier_bench::machine::{self, machine_cpu, process_cpu};
+use courier_bench::messaging::{self, Failures, Measured};
 use serde_json::{Value, json};
 
 use super::host::{Host, Running, Store};
@@ -90,7 +90,7 @@ pub async fn run(
     let uids = within(
         Duration::from_secs(900),
         "creating the users",
-        courier_gateway::bench::create_users(addr, &admin, "u", w.users, CREATE_CONNECTIONS),
+        courier_bench::create_users(addr, &admin, "u", w.users, CREATE_CONNECTIONS),
     )
     .await?;
     let users_took = started.elapsed();
@@ -303,7 +303,7 @@ async fn fanout(
         let more = within(
             Duration::from_secs(1800),
             "creating the group's users",
-            courier_gateway::bench::create_users(addr, admin, "f", missing, CREATE_CONNECTIONS),
+            courier_bench::create_users(addr, admin, "f", missing, CREATE_CONNECTIONS),
         )
         .await?;
         all.extend(more);
@@ -329,12 +329,9 @@ async fn fanout(
         String::from_utf8_lossy(&answer)
     );
     let group_put = started.elapsed();
-    let settled = courier_gateway::bench::soak::verify::drain(
-        addr,
-        &w.internal_secret,
-        Duration::from_secs(300),
-    )
-    .await?;
+    let settled =
+        courier_bench::soak::verify::drain(addr, &w.internal_secret, Duration::from_secs(300))
+            .await?;
     anyhow::ensure!(
         settled.remaining == 0,
         "the queue did not empty before the fan-out"

@@ -4,8 +4,11 @@
 //! fixture's variables say so), with a baseline measured in the same run, printed as a
 //! table with ratios.
 //!
+//! This library is the part of `courier-bench` that other benchmarks build on; the
+//! binary (`main.rs`) adds the command line and the benchmarks of whole hosts.
+//!
 //! # Layout
-//! - `mod.rs`: the fixture (gateway on port 0 in a temp data dir) and the report.
+//! - `lib.rs`: the fixture (gateway on port 0 in a temp data dir) and the report.
 //! - `client.rs`: keep-alive HTTP/1.1 connections, closed loops, percentiles.
 //! - `machine.rs`: machine facts and CPU accounting from `/proc` (threads, processes,
 //!   the whole machine), load averages.
@@ -34,8 +37,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::Notify;
 
-use crate::server::Limits;
-use crate::up::{UpOptions, prepare};
+use courier_gateway::server::Limits;
+use courier_gateway::up::{UpOptions, prepare};
 
 /// A gateway serving `spin.toml` from a fresh data directory, stopped when dropped.
 pub struct Fixture {
@@ -76,13 +79,13 @@ impl Fixture {
         let addr = listener.local_addr()?;
         let jwt_secret = match jwt_secret {
             Some(secret) => secret,
-            None => crate::secrets::read(data.path())?
+            None => courier_gateway::secrets::read(data.path())?
                 .remove("jwt_secret")
                 .context("no development jwt_secret")?,
         };
         let stop = Arc::new(Notify::new());
         let signal = Arc::clone(&stop);
-        tokio::spawn(crate::listen::serve(app, listener, async move {
+        tokio::spawn(courier_gateway::listen::serve(app, listener, async move {
             signal.notified().await
         }));
         Ok(Self {
@@ -94,7 +97,7 @@ impl Fixture {
     }
 
     pub fn token(&self, uid: &str, admin: bool) -> Result<String> {
-        crate::token::mint(
+        courier_gateway::token::mint(
             &self.jwt_secret,
             uid,
             None,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::machine::process_cpu;
+use crate::machine::process_cpu;
 
 /// How long `courier up` may take to build and load the components.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
@@ -72,7 +72,7 @@ impl Courier {
             command.arg("--no-build");
         }
         for (name, value) in variables {
-            command.env(crate::variables::env_name(name), value);
+            command.env(courier_gateway::variables::env_name(name), value);
         }
         let mut child = command
             .current_dir(workspace)
@@ -120,7 +120,7 @@ impl Courier {
 
     /// A development secret the gateway generated in its data directory.
     pub fn secret(&self, name: &str) -> Result<String> {
-        crate::secrets::read(self.data.path())?
+        courier_gateway::secrets::read(self.data.path())?
             .remove(name)
             .with_context(|| format!("no development {name}"))
     }

@@ -187,7 +187,7 @@ async fn fire(shared: Arc<Shared>, request: Request, scheduled: Instant) {
 async fn populate(courier: &Courier, opts: &Options) -> Result<Mix> {
     let secret = courier.secret("jwt_secret")?;
     let ttl = Duration::from_secs(opts.seconds + 3600);
-    let admin = crate::token::mint(&secret, "bench-admin", None, true, ttl)?;
+    let admin = courier_gateway::token::mint(&secret, "bench-admin", None, true, ttl)?;
     let uids = super::create_users(courier.addr, &admin, "s", opts.users, 16).await?;
     let members = opts.group_members.min(opts.users);
     let body = json!({ "name": GROUP, "owner": uids[0], "members": &uids[..members] });
@@ -207,7 +207,7 @@ async fn populate(courier: &Courier, opts: &Options) -> Result<Mix> {
     );
     let tokens = uids
         .iter()
-        .map(|uid| crate::token::mint(&secret, uid, None, false, ttl))
+        .map(|uid| courier_gateway::token::mint(&secret, uid, None, false, ttl))
         .collect::<Result<_>>()?;
     Ok(Mix::new(
         uids,

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::mix::{Mix, To};
-use crate::bench::client::Conn;
+use crate::client::Conn;
 
 /// What draining the queue took.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ pub async fn drain(addr: SocketAddr, secret: &str, limit: Duration) -> Result<Dr
         let (status, body) = conn
             .call_with(
                 "POST",
-                crate::drainer::DRAIN_PATH,
+                courier_gateway::drainer::DRAIN_PATH,
                 &[("x-internal-secret", secret)],
                 None,
             )
