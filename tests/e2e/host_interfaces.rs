@@ -315,9 +315,65 @@ fn a_guest_that_never_returns_is_stopped_by_the_request_timeout() {
     let reply = get(&gw.url("/probe/spin"));
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.code(), "unavailable");
+    assert!(reply.body.contains("request timed out"), "{}", reply.body);
     assert!(started.elapsed() < Duration::from_secs(5));
     // The gateway still serves.
     assert_eq!(get(&gw.url("/healthz")).status, 200);
+}
+
+#[test]
+fn a_request_past_the_instance_pool_gets_503_while_an_instance_is_busy() {
+    if gateway_only("--max-instances") {
+        return;
+    }
+    let gw = Gateway::start_with(
+        PROBE,
+        &[SECRET],
+        &["--max-instances", "1", "--request-timeout", "3"],
+    );
+    // The spinning guest holds the only instance until its 3 s timeout. It asks again
+    // while one of the probes below holds the instance.
+    let busy = std::thread::spawn({
+        let url = gw.url("/probe/spin");
+        move || loop {
+            let reply = get(&url);
+            if !reply.body.contains("too many requests in flight") {
+                break reply;
+            }
+        }
+    });
+    let started = Instant::now();
+    let refused = loop {
+        let reply = get(&gw.url("/healthz"));
+        if reply.status == 503 || started.elapsed() > Duration::from_secs(10) {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.code(), "unavailable");
+    assert!(
+        refused.body.contains("too many requests in flight"),
+        "{}",
+        refused.body
+    );
+    let timed_out = busy.join().unwrap();
+    assert_eq!(timed_out.status, 503, "{}", timed_out.body);
+    assert!(
+        timed_out.body.contains("request timed out"),
+        "{}",
+        timed_out.body
+    );
+    // The instance comes back (freed as the stopped run's task ends, just after its
+    // answer): the gateway serves again.
+    let started = Instant::now();
+    while get(&gw.url("/healthz")).status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "instance not freed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
