@@ -74,10 +74,7 @@ impl HostState {
         store: &Resource<KvConnection>,
     ) -> wasmtime::Result<Result<(Arc<KvStore>, String), Error>> {
         let label = self.table.get(store)?.label.clone();
-        Ok(match self.app.upgrade() {
-            Some(app) => Ok((Arc::clone(&app.kv), label)),
-            None => Err(Error::Other("gateway is shutting down".into())),
-        })
+        Ok(Ok((Arc::clone(&self.stores.kv), label)))
     }
 }
 
@@ -100,10 +97,7 @@ impl HostStore for HostState {
         if !self.grants.key_value_stores.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
-        let Some(app) = self.app.upgrade() else {
-            return Ok(Err(Error::Other("gateway is shutting down".into())));
-        };
-        if !app.kv.labels.contains(&label) {
+        if !self.stores.kv.labels.contains(&label) {
             return Ok(Err(Error::NoSuchStore));
         }
         if self.kv_open >= MAX_OPEN_STORES {

@@ -1,8 +1,10 @@
 //! The per-request host state and the Spin interfaces the gateway provides to guests.
 //!
 //! # Layout
-//! - `mod.rs`: [`HostState`] (one per request, in its `Store`), the WASI/HTTP views,
-//!   and the `bindgen!` bindings of `wit/`.
+//! - `mod.rs`: [`HostState`] (one per request, in its `Store`), the [`Stores`] every
+//!   request shares, the WASI/HTTP views, and the `bindgen!` bindings of `wit/`.
+//!   The host knows nothing of the app but these and [`InternalRoutes`], the one
+//!   thing it asks of it (serving `*.spin.internal`).
 //! - `sqlite.rs`: `fermyon:spin/sqlite@2.0.0` over the pooled SQLite files.
 //! - `key_value.rs`: `fermyon:spin/key-value@2.0.0` over one SQLite file.
 //! - `variables.rs`: `fermyon:spin/variables@2.0.0`.
@@ -21,16 +23,19 @@ mod variables;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
 
+use crate::parking::Parking;
+use crate::pg_pool::Pools;
+use crate::sqlite_pool::Databases;
+
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::outbound::AllowList;
-use crate::server::App;
 
 pub use key_value::{KvConnection, KvStore};
-pub use outbound::OutboundHooks;
+pub use outbound::{InternalRoutes, OutboundHooks};
 pub use postgres::PgConnection;
 pub use sqlite::SqliteConnection;
 
@@ -58,6 +63,30 @@ pub struct Grants {
     pub tls: https::ComponentTls,
 }
 
+/// What the host interfaces of every request share: the stores, and the parked polls
+/// that committed SQLite updates wake. Each request's state holds it; it holds
+/// nothing of the app.
+pub struct Stores {
+    pub databases: Databases,
+    pub kv: Arc<KvStore>,
+    /// PostgreSQL sessions of `spin:postgres` guests, by connection string.
+    pub postgres: Pools,
+    /// The app's parked polls, when they wait on the `default` SQLite database.
+    pub wakes: Option<Arc<Parking>>,
+}
+
+impl Stores {
+    /// Committed updates of `users` rows in SQLite database `label`: wakes their
+    /// parked polls.
+    pub fn moved_sqlite_rows(&self, label: &str, rowids: &[i64]) {
+        if label == "default"
+            && let Some(parking) = &self.wakes
+        {
+            parking.moved_rowids(rowids);
+        }
+    }
+}
+
 /// The data of one request's `Store`.
 pub struct HostState {
     pub wasi: WasiCtx,
@@ -65,7 +94,7 @@ pub struct HostState {
     pub table: ResourceTable,
     pub hooks: OutboundHooks,
     pub grants: Arc<Grants>,
-    pub app: Weak<App>,
+    pub stores: Arc<Stores>,
     pub limits: StoreLimits,
     /// Fault injection, if on (see `faults.rs`).
     pub faults: Option<Arc<crate::faults::Faults>>,
@@ -74,16 +103,23 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(app: &Arc<App>, grants: Arc<Grants>, limits: StoreLimits) -> Self {
+    /// `internal` serves `http://<component>.spin.internal` (the app, while it runs).
+    pub fn new(
+        stores: &Arc<Stores>,
+        internal: Weak<dyn InternalRoutes>,
+        faults: Option<Arc<crate::faults::Faults>>,
+        grants: Arc<Grants>,
+        limits: StoreLimits,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(Arc::downgrade(app), grants.clone(), app.faults.clone()),
+            hooks: OutboundHooks::new(internal, grants.clone(), faults.clone()),
             grants,
-            app: Arc::downgrade(app),
+            stores: Arc::clone(stores),
             limits,
-            faults: app.faults.clone(),
+            faults,
             kv_open: 0,
         }
     }

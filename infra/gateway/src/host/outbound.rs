@@ -11,7 +11,15 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::Grants;
 use crate::faults::Faults;
 use crate::outbound::{INTERNAL_SUFFIX, default_port};
-use crate::server::App;
+
+/// Serves requests to `http://<component>.spin.internal` in process: the app does.
+pub trait InternalRoutes: Send + Sync {
+    fn serve_internal(
+        self: Arc<Self>,
+        component: String,
+        request: http::Request<WasiBody>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, Error>> + Send>>;
+}
 
 type ResponseFuture = Box<
     dyn Future<
@@ -23,15 +31,19 @@ type ResponseFuture = Box<
 >;
 
 pub struct OutboundHooks {
-    app: Weak<App>,
+    internal: Weak<dyn InternalRoutes>,
     grants: Arc<Grants>,
     faults: Option<Arc<Faults>>,
 }
 
 impl OutboundHooks {
-    pub fn new(app: Weak<App>, grants: Arc<Grants>, faults: Option<Arc<Faults>>) -> Self {
+    pub fn new(
+        internal: Weak<dyn InternalRoutes>,
+        grants: Arc<Grants>,
+        faults: Option<Arc<Faults>>,
+    ) -> Self {
         Self {
-            app,
+            internal,
             grants,
             faults,
         }
@@ -69,10 +81,10 @@ impl WasiHttpHooks for OutboundHooks {
         }
         if let Some(target) = host.strip_suffix(INTERNAL_SUFFIX) {
             let target = target.to_string();
-            let app = self.app.clone();
+            let internal = self.internal.clone();
             return Box::new(async move {
-                let app = app.upgrade().ok_or(Error::DestinationUnavailable)?;
-                let response = app.handle_internal(&target, request).await?;
+                let internal = internal.upgrade().ok_or(Error::DestinationUnavailable)?;
+                let response = internal.serve_internal(target, request).await?;
                 Ok((
                     response,
                     Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,

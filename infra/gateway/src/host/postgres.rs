@@ -110,12 +110,7 @@ impl HostConnection for HostState {
                 ))));
             }
         }
-        let Some(app) = self.app.upgrade() else {
-            return Ok(Err(Error::ConnectionFailed(
-                "gateway is shutting down".into(),
-            )));
-        };
-        let pool = app.postgres.get(&address, &parsed);
+        let pool = self.stores.postgres.get(&address, &parsed);
         let (session, permit) = match pool.checkout().await {
             Ok(checked_out) => checked_out,
             Err(e) => return Ok(Err(Error::ConnectionFailed(e))),

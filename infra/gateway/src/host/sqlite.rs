@@ -54,10 +54,7 @@ impl HostConnection for HostState {
         if !self.grants.sqlite_databases.contains(&database) {
             return Ok(Err(Error::AccessDenied));
         }
-        let Some(app) = self.app.upgrade() else {
-            return Ok(Err(Error::Io("gateway is shutting down".into())));
-        };
-        let Some(pool) = app.databases.get(&database) else {
+        let Some(pool) = self.stores.databases.get(&database) else {
             return Ok(Err(Error::NoSuchDatabase));
         };
         let conn = match pool.checkout() {
@@ -134,23 +131,22 @@ impl HostConnection for HostState {
         };
         let label = (!committed.is_empty()).then(|| entry.label.clone());
         entry.conn = Some(conn);
-        if let Some(label) = label
-            && let Some(app) = self.app.upgrade()
-        {
-            app.moved_sqlite_rows(&label, &committed);
+        if let Some(label) = label {
+            self.stores.moved_sqlite_rows(&label, &committed);
         }
         Ok(result.map_err(to_wit_error))
     }
 
     async fn drop(&mut self, connection: Resource<SqliteConnection>) -> wasmtime::Result<()> {
         let connection = self.table.delete(connection)?;
-        if let (Some(conn), Some(app)) = (connection.conn, self.app.upgrade()) {
+        if let Some(conn) = connection.conn {
+            let stores = Arc::clone(&self.stores);
             let label = connection.label;
             let guard = connection.write_guard;
             // Rolling back an abandoned transaction touches the disk: keep it off
             // the executor, and hold the write lock until it is done.
             tokio::task::spawn_blocking(move || {
-                if let Some(pool) = app.databases.get(&label) {
+                if let Some(pool) = stores.databases.get(&label) {
                     pool.checkin(conn);
                 }
                 drop(guard);

@@ -1,13 +1,13 @@
 //! One component instance for one request.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::App;
 use super::answers::{error_response, unavailable};
 use super::spin_headers::with_spin_headers;
-use crate::host::HostState;
+use crate::host::{Grants, HostState, InternalRoutes};
 use crate::metrics::Metrics;
 use crate::routes::RouteMatch;
 
@@ -31,15 +31,24 @@ impl App {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.max_memory_bytes)
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(self, loaded.grants.clone(), limits),
-        );
+        let mut store = Store::new(&self.engine, self.host_state(&loaded.grants, limits));
         store.limiter(|s| s.limiter());
         store.set_epoch_deadline(u64::MAX / 2);
         loaded.pre.instantiate_async(&mut store).await?;
         drop(store);
         Ok(started.elapsed())
+    }
+
+    /// The host state of one run of a component granted `grants`.
+    fn host_state(self: &Arc<Self>, grants: &Arc<Grants>, limits: StoreLimits) -> HostState {
+        let internal: Weak<dyn InternalRoutes> = Arc::downgrade(self) as Weak<App>;
+        HostState::new(
+            &self.stores,
+            internal,
+            self.faults.clone(),
+            Arc::clone(grants),
+            limits,
+        )
     }
 
     /// Runs one component instance for one request, within the request timeout.
@@ -62,10 +71,7 @@ impl App {
             .memory_size(self.limits.max_memory_bytes)
             .instances(64)
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(self, loaded.grants.clone(), limits),
-        );
+        let mut store = Store::new(&self.engine, self.host_state(&loaded.grants, limits));
         store.limiter(|s| s.limiter());
         let deadline = Instant::now() + self.limits.request_timeout;
         store.set_epoch_deadline(1);

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::engine::engine;
 use super::{App, Limits, Loaded};
-use crate::host::{Grants, KvStore};
+use crate::host::{Grants, KvStore, Stores};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::outbound::{AllowList, AllowedHost};
@@ -131,11 +131,14 @@ impl App {
             });
         let (parking, wake_listener) = parking(&router, &components, vars, &databases, &limits)?;
         let app = Arc::new(Self {
-            parking,
+            parking: parking.clone(),
             wake_listener,
-            databases,
-            kv,
-            postgres: Default::default(),
+            stores: Arc::new(Stores {
+                databases,
+                kv,
+                postgres: Default::default(),
+                wakes: parking,
+            }),
             metrics: Metrics::default(),
             faults: faults.map(|config| Arc::new(crate::faults::Faults::new(config))),
             poke: Default::default(),

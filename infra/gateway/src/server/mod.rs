@@ -32,11 +32,10 @@ use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::host::{Grants, HostState, KvStore};
+use crate::host::{Grants, HostState, InternalRoutes, Stores};
 use crate::metrics::Metrics;
 use crate::parking::Parking;
 use crate::routes::Router;
-use crate::sqlite_pool::Databases;
 
 pub use answers::error_response;
 pub(crate) use answers::{full, unavailable};
@@ -87,10 +86,8 @@ pub(super) struct Loaded {
 
 /// The running application.
 pub struct App {
-    pub databases: Databases,
-    pub kv: Arc<KvStore>,
-    /// PostgreSQL sessions of `spin:postgres` guests, by connection string.
-    pub postgres: crate::pg_pool::Pools,
+    /// The stores every request's host interfaces share.
+    pub stores: Arc<Stores>,
     pub metrics: Metrics,
     /// Fault injection, if turned on (`--faults`); `None` costs nothing.
     pub faults: Option<Arc<crate::faults::Faults>>,
@@ -147,10 +144,16 @@ impl App {
             loop {
                 tick.tick().await;
                 let Some(app) = app.upgrade() else { return };
-                let pg = app.postgres.shrink(ttl);
+                let stores = Arc::clone(&app.stores);
+                drop(app);
+                let pg = stores.postgres.shrink(ttl);
                 let sqlite = tokio::task::spawn_blocking(move || {
-                    app.databases.pools().map(|p| p.shrink(ttl)).sum::<usize>()
-                        + app.kv.pool().shrink(ttl)
+                    stores
+                        .databases
+                        .pools()
+                        .map(|p| p.shrink(ttl))
+                        .sum::<usize>()
+                        + stores.kv.pool().shrink(ttl)
                 })
                 .await
                 .unwrap_or(0);
@@ -159,16 +162,6 @@ impl App {
                 }
             }
         });
-    }
-
-    /// Committed updates of `users` rows in SQLite database `label`: wakes their
-    /// parked polls.
-    pub fn moved_sqlite_rows(&self, label: &str, rowids: &[i64]) {
-        if label == "default"
-            && let Some(parking) = &self.parking
-        {
-            parking.moved_rowids(rowids);
-        }
     }
 
     /// The limits this gateway was started with.
@@ -199,5 +192,20 @@ impl App {
         }
         let client: SocketAddr = ([127, 0, 0, 1], 0).into();
         Ok(self.call(component, req, None, client).await)
+    }
+}
+
+impl InternalRoutes for App {
+    fn serve_internal(
+        self: Arc<Self>,
+        component: String,
+        request: Request<wasmtime_wasi_http::WasiBody>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn Future<Output = Result<Response<HyperOutgoingBody>, wasmtime_wasi_http::Error>>
+                + Send,
+        >,
+    > {
+        Box::pin(async move { self.handle_internal(&component, request).await })
     }
 }
