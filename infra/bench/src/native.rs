@@ -27,7 +27,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rusqlite::types::Value;
 use tokio::net::TcpListener;
 
-use courier_gateway::sqlite_pool::Pool;
+use courier_gateway::host::sqlite::pool::Pool;
 
 const PROBE_KEY: &str = "courier:health:probe";
 const STORE: &str = "default";

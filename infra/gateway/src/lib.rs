@@ -10,9 +10,9 @@
 //!   `[[client_tls]]`, used by `host::https`; Spin-only keys are refused.
 //! - [`secrets`]: development secrets generated into the data directory.
 //! - [`builder`]: runs the components' build commands.
-//! - [`sqlite_pool`]: the embedded SQLite files and their connection pools.
-//! - [`pg_pool`]: PostgreSQL sessions for guests, pooled per connection string.
-//! - [`host`]: the per-request host state and the Spin interfaces given to guests.
+//! - [`host`]: the per-request host state and the Spin interfaces given to guests, each
+//!   with its pool (`host::sqlite::pool`: the embedded SQLite files;
+//!   `host::postgres::pool`: PostgreSQL sessions, per connection string).
 //! - [`server`]: the loaded app: engine, pre-instances, routing, limits, one store a request.
 //! - [`listen`]: the HTTP listener and graceful shutdown (the only network I/O).
 //! - [`drainer`]: the gateway's queue timer (calls the worker's drain route).
@@ -34,12 +34,10 @@ pub mod manifest;
 pub mod metrics;
 pub mod outbound;
 pub mod parking;
-pub mod pg_pool;
 pub mod routes;
 pub mod runtime_config;
 pub mod secrets;
 pub mod server;
-pub mod sqlite_pool;
 pub mod token;
 pub mod up;
 pub mod variables;

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::sqlite_pool::Pool;
+use crate::host::sqlite::pool::Pool;
 
 /// Request header of the gateway's offer to park (value: the internal secret).
 pub const PARK_HEADER: &str = "courier-park";

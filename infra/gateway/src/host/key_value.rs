@@ -10,7 +10,7 @@ use wasmtime::component::Resource;
 
 use super::HostState;
 use super::fermyon::spin::key_value::{Error, Host, HostStore};
-use crate::sqlite_pool::Pool;
+use crate::host::sqlite::pool::Pool;
 
 /// Stores a single request may hold open at once (Spin answers `store-table-full` past it).
 const MAX_OPEN_STORES: usize = 256;

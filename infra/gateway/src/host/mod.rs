@@ -5,10 +5,11 @@
 //!   request shares, the WASI/HTTP views, and the `bindgen!` bindings of `wit/`.
 //!   The host knows nothing of the app but these and [`InternalRoutes`], the one
 //!   thing it asks of it (serving `*.spin.internal`).
-//! - `sqlite.rs`: `fermyon:spin/sqlite@2.0.0` over the pooled SQLite files.
+//! - `sqlite/`: `fermyon:spin/sqlite@2.0.0` over the pooled SQLite files (`pool.rs`).
 //! - `key_value.rs`: `fermyon:spin/key-value@2.0.0` over one SQLite file.
 //! - `variables.rs`: `fermyon:spin/variables@2.0.0`.
-//! - `postgres.rs`: `spin:postgres/postgres@4.0.0` over pooled `tokio-postgres` sessions.
+//! - `postgres/`: `spin:postgres/postgres@4.0.0` over pooled `tokio-postgres` sessions
+//!   (`pool.rs`), values converted in `values.rs`.
 //! - `outbound.rs`: `wasi:http/outgoing-handler` hooks: the allow-list and in-process
 //!   routing of `http://<component>.spin.internal`.
 //! - `https.rs`: outbound HTTPS as Spin sends it (ALPN h2/http1.1, `[[client_tls]]`).
@@ -16,16 +17,16 @@
 pub mod https;
 mod key_value;
 mod outbound;
-mod postgres;
-mod sqlite;
+pub mod postgres;
+pub mod sqlite;
 mod variables;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
 
+use crate::host::postgres::pool::Pools;
+use crate::host::sqlite::pool::Databases;
 use crate::parking::Parking;
-use crate::pg_pool::Pools;
-use crate::sqlite_pool::Databases;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};

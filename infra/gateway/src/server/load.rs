@@ -11,13 +11,13 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::engine::engine;
 use super::{App, Limits, Loaded};
+use crate::host::sqlite::pool::Databases;
 use crate::host::{Grants, KvStore, Stores};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::outbound::{AllowList, AllowedHost};
 use crate::parking::Parking;
 use crate::routes::Router;
-use crate::sqlite_pool::Databases;
 use crate::variables::AppVariables;
 
 impl App {
@@ -184,7 +184,7 @@ fn parking(
         .map(|u| u.trim())
         .unwrap_or("");
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let address = crate::pg_pool::Address::parse(url)
+        let address = crate::host::postgres::pool::Address::parse(url)
             .map_err(|e| anyhow!("component `{component}`: database_url: {e}"))?;
         let parking = Parking::postgres(secret.to_string(), limits.max_parked);
         return Ok((Some(Arc::new(parking)), Some(address.config)));
@@ -211,7 +211,7 @@ fn check_database_grant(id: &str, grants: &Grants) -> Result<()> {
         return Ok(());
     }
     // Parsed as the connection will be: what is refused here would be refused there.
-    let address = crate::pg_pool::Address::parse(url)
+    let address = crate::host::postgres::pool::Address::parse(url)
         .map_err(|e| anyhow!("component `{id}`: database_url: {e}"))?;
     let refused = address.endpoints.iter().find(|(host, port)| {
         !grants

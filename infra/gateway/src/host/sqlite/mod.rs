@@ -5,6 +5,12 @@
 //! a connection holds it from its first write (or `BEGIN IMMEDIATE`) until it is back
 //! in autocommit mode. Statements that cannot wait on a lock run on the executor; a
 //! write that could (another process holds the file) runs on the blocking pool.
+//!
+//! # Layout
+//! - `mod.rs`: the interface: connections, statements, the write lock, wakes.
+//! - `pool.rs`: the app's SQLite files and their connection pools.
+
+pub mod pool;
 
 use std::sync::Arc;
 
@@ -19,7 +25,7 @@ use super::fermyon::spin::sqlite::{Error, Host, HostConnection, QueryResult, Row
 /// A guest's open connection. `conn` is `None` only while a statement runs.
 pub struct SqliteConnection {
     label: String,
-    conn: Option<crate::sqlite_pool::Conn>,
+    conn: Option<self::pool::Conn>,
     writer: Arc<Mutex<()>>,
     write_guard: Option<OwnedMutexGuard<()>>,
     /// `users` rows updated by the open transaction: parked polls to wake when it
@@ -88,7 +94,7 @@ impl HostConnection for HostState {
             // Bounded like SQLite's own busy timeout: a guest that writes on two of its
             // own connections at once gets SQLite's answer instead of waiting on itself.
             if let Ok(guard) =
-                tokio::time::timeout(crate::sqlite_pool::BUSY_TIMEOUT, writer.lock_owned()).await
+                tokio::time::timeout(self::pool::BUSY_TIMEOUT, writer.lock_owned()).await
             {
                 self.table.get_mut(&connection)?.write_guard = Some(guard);
             }
@@ -105,13 +111,13 @@ impl HostConnection for HostState {
             return Ok(Err(Error::InvalidConnection));
         };
         let ((conn, result), observed) = if inline {
-            crate::sqlite_pool::observed(|| {
+            self::pool::observed(|| {
                 let result = run(&conn, &statement, parameters);
                 (conn, result)
             })
         } else {
             tokio::task::spawn_blocking(move || {
-                crate::sqlite_pool::observed(|| {
+                self::pool::observed(|| {
                     let result = run(&conn, &statement, parameters);
                     (conn, result)
                 })
