@@ -24,16 +24,15 @@ mod variables;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
 
-use crate::host::postgres::pool::Pools;
-use crate::host::sqlite::pool::Databases;
-use crate::parking::Parking;
-
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::host::postgres::pool::Pools;
+use crate::host::sqlite::pool::Databases;
 use crate::outbound::AllowList;
+use crate::parking::Parking;
 
 pub use key_value::{KvConnection, KvStore};
 pub use outbound::{InternalRoutes, OutboundHooks};
@@ -72,7 +71,8 @@ pub struct Stores {
     pub kv: Arc<KvStore>,
     /// PostgreSQL sessions of `spin:postgres` guests, by connection string.
     pub postgres: Pools,
-    /// The app's parked polls, when they wait on the `default` SQLite database.
+    /// The app's parked polls, if it parks: committed updates of `users` rows in the
+    /// `default` SQLite database wake them.
     pub wakes: Option<Arc<Parking>>,
 }
 

@@ -153,13 +153,17 @@ impl App {
                         unavailable("request timed out")
                     }
                     Failure::OutOfInstances => {
-                        tracing::warn!(component = component_id, error = %error, "out of instances");
+                        tracing::warn!(
+                            component = component_id,
+                            error = format!("{error:#}"),
+                            "out of instances"
+                        );
                         unavailable("too many requests in flight")
                     }
                     Failure::Trapped => {
                         tracing::error!(
                             component = component_id,
-                            error = format!("{error:?}"),
+                            error = format!("{error:#}"),
                             "component trapped"
                         );
                         failed()
