@@ -335,10 +335,15 @@ fn a_request_past_the_instance_pool_gets_503_while_an_instance_is_busy() {
     // while one of the probes below holds the instance.
     let busy = std::thread::spawn({
         let url = gw.url("/probe/spin");
-        move || loop {
-            let reply = get(&url);
-            if !reply.body.contains("too many requests in flight") {
-                break reply;
+        move || {
+            let started = Instant::now();
+            loop {
+                let reply = get(&url);
+                if !reply.body.contains("too many requests in flight")
+                    || started.elapsed() > Duration::from_secs(10)
+                {
+                    break reply;
+                }
             }
         }
     });
