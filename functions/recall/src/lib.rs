@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, queued, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -39,5 +39,5 @@ fn handle(req: &Request) -> Result<Response, Error> {
         db,
     } = context(req)?;
     let result = courier_messaging::recall::recall(&db, &config, &caller, &decoded(msg_id), now)?;
-    Ok(queued(reply(result)))
+    Ok(reply(result))
 }

@@ -11,7 +11,7 @@
 use courier_core::Error;
 use courier_messaging::receipts;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, queued, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -39,12 +39,13 @@ fn handle(req: &Request) -> Result<Response, Error> {
             config,
             db,
         } = context(req)?;
-        let result = receipts::mark_read(&db, &config, &caller, req.body(), now)?;
-        let marked = result.1["read"]
-            .as_array()
-            .is_some_and(|ids| !ids.is_empty());
-        let response = reply(result);
-        return Ok(if marked { queued(response) } else { response });
+        return Ok(reply(receipts::mark_read(
+            &db,
+            &config,
+            &caller,
+            req.body(),
+            now,
+        )?));
     }
     match segments(path, "/v1/messages").as_deref() {
         Some([msg_id, "receipts"]) => {

@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context, random_u64};
-use courier_spin::http::{check_method, queued, reply, serve};
+use courier_spin::http::{check_method, reply, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -42,9 +42,12 @@ fn handle(req: &Request) -> Result<Response, Error> {
         config,
         db,
     } = context(req)?;
-    let result =
-        courier_messaging::send::send(&db, &config, &caller, req.body(), now, random_u64()?)?;
-    let accepted = result.1["status"] == "accepted";
-    let response = reply(result);
-    Ok(if accepted { queued(response) } else { response })
+    Ok(reply(courier_messaging::send::send(
+        &db,
+        &config,
+        &caller,
+        req.body(),
+        now,
+        random_u64()?,
+    )?))
 }

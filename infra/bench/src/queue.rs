@@ -255,7 +255,7 @@ fn receipt_writes() -> Result<(i64, i64)> {
     let mut msg_ids = Vec::new();
     for i in 0..100 {
         let sender = &users[i % 4];
-        let (_, reply) = courier_messaging::send::send(
+        let courier_messaging::Reply { body: reply, .. } = courier_messaging::send::send(
             &db,
             &config,
             &who(sender)?,
@@ -274,14 +274,15 @@ fn receipt_writes() -> Result<(i64, i64)> {
     for batch in msg_ids.chunks(10) {
         for reader in &users[4..] {
             let body = json!({ "msg_ids": batch }).to_string();
-            let (_, reply) = courier_messaging::receipts::mark_read(
-                &db,
-                &config,
-                &who(reader)?,
-                body.as_bytes(),
-                1_000,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let courier_messaging::Reply { body: reply, .. } =
+                courier_messaging::receipts::mark_read(
+                    &db,
+                    &config,
+                    &who(reader)?,
+                    body.as_bytes(),
+                    1_000,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             unmerged += reply["read"].as_array().map_or(0, |ids| ids.len() as i64);
             requests += 1;
             if requests % 20 == 0 {

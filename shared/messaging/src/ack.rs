@@ -28,10 +28,7 @@ pub fn ack<S: Sql + ?Sized>(
         now,
     )
     .map_err(from_store)?;
-    Ok((
-        200,
-        body(&AckResponse {
-            acked: Seq::new(acked)?,
-        }),
-    ))
+    Ok(Reply::ok(body(&AckResponse {
+        acked: Seq::new(acked)?,
+    })))
 }

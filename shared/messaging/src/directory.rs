@@ -36,7 +36,7 @@ pub fn put_user<S: Sql + ?Sized>(
     let uid = UserId::parse(uid)?;
     let req: PutUser = parse_request(raw, config)?;
     directory::put_user(sql, uid.as_str(), &req.name, req.org.as_str(), now).map_err(from_store)?;
-    Ok((200, body(&PutUserResponse { uid })))
+    Ok(Reply::ok(body(&PutUserResponse { uid })))
 }
 
 /// `PUT /v1/groups/{gid}`: creates or replaces a group and its members.
@@ -62,14 +62,11 @@ pub fn put_group<S: Sql + ?Sized>(
         now,
     )
     .map_err(from_store)?;
-    Ok((
-        200,
-        body(&PutGroupResponse {
-            gid,
-            version: info.version,
-            members: info.members as u64,
-        }),
-    ))
+    Ok(Reply::ok(body(&PutGroupResponse {
+        gid,
+        version: info.version,
+        members: info.members as u64,
+    })))
 }
 
 /// `POST /v1/groups/{gid}/members`: adds and removes members.
@@ -96,13 +93,10 @@ pub fn change_members<S: Sql + ?Sized>(
         now,
     )
     .map_err(from_store)?;
-    Ok((
-        200,
-        body(&MembersChangeResponse {
-            version: info.version,
-            members: info.members as u64,
-        }),
-    ))
+    Ok(Reply::ok(body(&MembersChangeResponse {
+        version: info.version,
+        members: info.members as u64,
+    })))
 }
 
 /// `PUT /v1/relations/{a}/{b}`: a symmetric relation between two users.
@@ -118,8 +112,7 @@ pub fn put_relation<S: Sql + ?Sized>(
     let (a, b) = (UserId::parse(a)?, UserId::parse(b)?);
     let req: PutRelation = parse_request(raw, config)?;
     directory::put_relation(sql, a.as_str(), b.as_str(), req.kind.as_str()).map_err(from_store)?;
-    Ok((
-        200,
+    Ok(Reply::ok(
         serde_json::json!({ "a": a, "b": b, "kind": req.kind.as_str() }),
     ))
 }
@@ -134,5 +127,5 @@ pub fn delete_relation<S: Sql + ?Sized>(
     caller.require_admin()?;
     let (a, b) = (UserId::parse(a)?, UserId::parse(b)?);
     directory::delete_relation(sql, a.as_str(), b.as_str()).map_err(from_store)?;
-    Ok((204, serde_json::Value::Null))
+    Ok(Reply::no_content())
 }

@@ -29,8 +29,46 @@ pub mod send;
 pub mod webhooks;
 pub mod worker;
 
-/// A service's answer: the HTTP status and the JSON body.
-pub type Reply = (u16, serde_json::Value);
+/// A service's answer: the HTTP status, the JSON body, and whether the service queued
+/// work for the drainer (the shell marks such an answer `x-courier-queued`, so a local
+/// gateway drains at once). The service decides all three; no shell reads the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub queued: bool,
+}
+
+impl Reply {
+    /// 200 with `body`.
+    pub fn ok(body: serde_json::Value) -> Self {
+        Self::with_status(200, body)
+    }
+
+    /// 201 with `body`.
+    pub fn created(body: serde_json::Value) -> Self {
+        Self::with_status(201, body)
+    }
+
+    /// 204, no body.
+    pub fn no_content() -> Self {
+        Self::with_status(204, serde_json::Value::Null)
+    }
+
+    /// `status` with `body`, nothing queued.
+    pub fn with_status(status: u16, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            body,
+            queued: false,
+        }
+    }
+
+    /// The same answer, marked as having queued work when `queued`.
+    pub fn queued_if(self, queued: bool) -> Self {
+        Self { queued, ..self }
+    }
+}
 
 /// Serializes a response body (the core's response types cannot fail to serialize).
 pub(crate) fn body<T: serde::Serialize>(value: &T) -> serde_json::Value {

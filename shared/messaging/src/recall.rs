@@ -40,11 +40,11 @@ pub fn recall<S: Sql + ?Sized>(
         recall::recall(sql, msg_id.as_str(), config.inline_fanout_max as i64, now)
             .map_err(from_store)?;
     }
-    Ok((
-        200,
-        body(&RecallResponse {
-            msg_id,
-            recalled: true,
-        }),
-    ))
+    // A recall past `inline_fanout_max` fans out through the queue; the answer is
+    // marked queued whatever the audience (a drain with nothing to do is cheap).
+    Ok(Reply::ok(body(&RecallResponse {
+        msg_id,
+        recalled: true,
+    }))
+    .queued_if(true))
 }

@@ -49,7 +49,9 @@ pub fn mark_read<S: Sql + ?Sized>(
         .iter()
         .map(|id| MsgId::parse(id))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((200, body(&ReceiptsResponse { read })))
+    // The senders' `receipt` entries go through the queue.
+    let queued = !read.is_empty();
+    Ok(Reply::ok(body(&ReceiptsResponse { read })).queued_if(queued))
 }
 
 /// `GET /v1/messages/{msg_id}/receipts`: the sender's view of who read a message.
@@ -70,12 +72,9 @@ pub fn readers<S: Sql + ?Sized>(sql: &S, caller: &Identity, msg_id: &str) -> Res
             .map(|u| UserId::parse(u))
             .collect::<Result<Vec<_>, _>>()
     };
-    Ok((
-        200,
-        body(&MessageReadersResponse {
-            msg_id,
-            read: users(read)?,
-            unread: users(unread)?,
-        }),
-    ))
+    Ok(Reply::ok(body(&MessageReadersResponse {
+        msg_id,
+        read: users(read)?,
+        unread: users(unread)?,
+    })))
 }

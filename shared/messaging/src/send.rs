@@ -151,7 +151,7 @@ pub fn send<S: Sql + ?Sized>(
     if let Some(sent) =
         messages::find_sent(sql, sender, client_msg_id, &fingerprint).map_err(from_store)?
     {
-        return Ok((200, body(&response(sent)?)));
+        return reply(200, sent);
     }
     let recipients = authorize(sql, config, caller, &req.to)?;
     let msg_id = MsgId::generate(now, random);
@@ -189,8 +189,15 @@ pub fn send<S: Sql + ?Sized>(
         }
         Err(e) => return Err(from_store(e)),
     };
-    Ok(match outcome {
-        SendOutcome::Created(sent) => (201, body(&response(sent)?)),
-        SendOutcome::Duplicate(sent) => (200, body(&response(sent)?)),
-    })
+    match outcome {
+        SendOutcome::Created(sent) => reply(201, sent),
+        SendOutcome::Duplicate(sent) => reply(200, sent),
+    }
+}
+
+/// The answer about `sent`: an `accepted` message has its fan-out queued.
+fn reply(status: u16, sent: Sent) -> Result<Reply, Error> {
+    let response = response(sent)?;
+    let queued = response.status == SendStatus::Accepted;
+    Ok(Reply::with_status(status, body(&response)).queued_if(queued))
 }

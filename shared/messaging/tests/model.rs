@@ -115,13 +115,17 @@ use state::*;
 use views::*;
 
 fn outcome(result: Result<Reply, Error>) -> Outcome {
-    result.map_err(|e| code(&e)).map(|(status, mut body)| {
-        // Ids newly read: a set.
-        if let Some(read) = body.get_mut("read").and_then(Value::as_array_mut) {
-            read.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-        }
-        (status, body)
-    })
+    result.map_err(|e| code(&e)).map(
+        |Reply {
+             status, mut body, ..
+         }| {
+            // Ids newly read: a set.
+            if let Some(read) = body.get_mut("read").and_then(Value::as_array_mut) {
+                read.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+            (status, body)
+        },
+    )
 }
 
 /// Runs one operation on the store (through a connection that may crash) and on

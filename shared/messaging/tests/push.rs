@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use courier_core::Config;
 use courier_messaging::push::deliver::{Cache, DeliverConfig, PushReport, Transport, deliver};
 use courier_messaging::push::{self, Vendors};
-use courier_messaging::send;
+use courier_messaging::{Reply, send};
 use courier_push::p256::SecretKey;
 use courier_push::webpush::{VapidKey, decrypt, verify_vapid};
 use courier_store::native::NativeSqlite;
@@ -124,7 +124,7 @@ impl World {
         let p256dh = b64(courier_push::p256::EncodedPoint::from(public).as_bytes());
         let body = json!({"vendor": "webpush", "endpoint": format!("http://push.test/wp/{uid}-{device}"),
                           "keys": {"p256dh": p256dh, "auth": b64(&AUTH)}});
-        let (status, _) = push::register(
+        let Reply { status, .. } = push::register(
             &self.db,
             &config(),
             &vendors(false),
@@ -140,7 +140,7 @@ impl World {
     fn send(&self, from: &str, to: &str, n: usize, now: i64) {
         let body = json!({"client_msg_id": format!("c{n}"), "to": {"user": to},
                           "content": {"type": "text", "text": format!("hello {n}")}});
-        let (status, _) = send::send(
+        let Reply { status, .. } = send::send(
             &self.db,
             &config(),
             &who(from),
@@ -335,7 +335,11 @@ fn registration_is_validated_and_changes_nothing_when_refused() {
             .unwrap()
             .is_empty()
     );
-    let (status, config) = push::client_config(&vendors(false));
+    let Reply {
+        status,
+        body: config,
+        ..
+    } = push::client_config(&vendors(false));
     assert_eq!(status, 200);
     assert_eq!(config["vendors"], json!(["webpush"]));
     let key = VapidKey::from_bytes(&VAPID).unwrap().public_key();

@@ -13,7 +13,7 @@ use std::cell::Cell;
 
 use courier_core::Config;
 use courier_messaging::worker::{DrainConfig, DrainReport, drain};
-use courier_messaging::{recall, receipts, send};
+use courier_messaging::{Reply, recall, receipts, send};
 use courier_store::jobs::{self, Lane, NewJob};
 use courier_store::sql::Sql;
 use courier_store::testdb::TestDb;
@@ -277,9 +277,12 @@ fn two_hundred_concurrent_readers_are_all_counted_on(t: &TestDb, db: &dyn Sql) {
                 let db = t.connect().unwrap();
                 for reader in readers {
                     let body = json!({ "msg_ids": [msg] }).to_string();
-                    let (status, reply) =
-                        receipts::mark_read(&db, &config(), &who(reader), body.as_bytes(), 30)
-                            .unwrap();
+                    let Reply {
+                        status,
+                        body: reply,
+                        ..
+                    } = receipts::mark_read(&db, &config(), &who(reader), body.as_bytes(), 30)
+                        .unwrap();
                     assert_eq!((status, reply["read"].as_array().unwrap().len()), (200, 1));
                     // Drains run concurrently with the readers.
                     run_drain(&db, 31);
@@ -289,7 +292,7 @@ fn two_hundred_concurrent_readers_are_all_counted_on(t: &TestDb, db: &dyn Sql) {
     });
     while run_drain(&db, 40).remaining > 0 {}
     assert_eq!(newest_receipt(&db, &uids[0]), (Some(200), Some(0)));
-    let (_, view) = receipts::readers(&db, &who(&uids[0]), &msg).unwrap();
+    let Reply { body: view, .. } = receipts::readers(&db, &who(&uids[0]), &msg).unwrap();
     assert_eq!(view["read"].as_array().unwrap().len(), 200);
     assert_eq!(view["unread"].as_array().unwrap().len(), 0);
     assert_dense(&db, &uids[0]);
@@ -329,7 +332,7 @@ fn a_receipt_handled_mid_fan_out_counts_every_member_as_a_recipient_on(db: &dyn 
     let reached = uids.iter().filter(|u| message_ids(&db, u).contains(&msg));
     assert_eq!(reached.count(), 7, "the sender and 6 members have it");
     let body = json!({ "msg_ids": [msg] }).to_string();
-    let (status, _) =
+    let Reply { status, .. } =
         receipts::mark_read(&db, &config(), &who(&uids[1]), body.as_bytes(), 25).unwrap();
     assert_eq!(status, 200);
     // The receipt job runs; the fan-out job is still leased.
@@ -341,7 +344,7 @@ fn a_receipt_handled_mid_fan_out_counts_every_member_as_a_recipient_on(db: &dyn 
     );
     // Once fanned out, the holders count: the same 29.
     while run_drain(&db, 31_000).remaining > 0 {}
-    let (status, _) =
+    let Reply { status, .. } =
         receipts::mark_read(&db, &config(), &who(&uids[20]), body.as_bytes(), 31_001).unwrap();
     assert_eq!(status, 200);
     while run_drain(&db, 31_002).remaining > 0 {}
@@ -366,10 +369,14 @@ fn recall_is_sender_only_within_the_window_and_idempotent_on(db: &dyn Sql) {
     assert_eq!(err.status(), 403);
     let late = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 60_001).unwrap_err();
     assert_eq!(late.code(), "recall_window_expired");
-    let (status, _) = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 60_000).unwrap();
+    let Reply { status, .. } =
+        recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 60_000).unwrap();
     assert_eq!(status, 200, "the window end is inclusive");
     let again = recall::recall(&db, &cfg, &who(&uids[0]), msg, 1_000 + 90_000).unwrap();
-    assert_eq!(again.0, 200, "a repeat succeeds, even after the window");
+    assert_eq!(
+        again.status, 200,
+        "a repeat succeeds, even after the window"
+    );
     for uid in &uids[..2] {
         let page = reads::sync_page(&db, uid, 0, 100).unwrap();
         let kinds: Vec<&str> = page.entries.iter().map(|e| e.kind.as_str()).collect();
@@ -458,15 +465,19 @@ fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once_o
     let uids = setup(&db, 3);
     let body = json!({ "client_msg_id": "busy", "to": { "user": uids[1] }, "content": { "type": "text", "text": "hi" } }).to_string();
     db.failing.set(true);
-    let (status, first) =
-        send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 100, 1).unwrap();
+    let Reply {
+        status,
+        body: first,
+        ..
+    } = send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 100, 1).unwrap();
     assert_eq!(
         (status, first["status"].as_str(), first["seq"].as_i64()),
         (201, Some("accepted"), Some(0))
     );
     assert!(message_ids(&db, &uids[1]).is_empty(), "not written yet");
     // A client retry while it is queued gets the same answer and writes nothing.
-    let (_, again) = send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 150, 2).unwrap();
+    let Reply { body: again, .. } =
+        send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 150, 2).unwrap();
     assert_eq!(again, first);
     let other = json!({ "client_msg_id": "busy", "to": { "user": uids[1] }, "content": { "type": "text", "text": "changed" } }).to_string();
     assert_eq!(
@@ -486,8 +497,11 @@ fn a_send_that_hits_a_busy_store_is_queued_accepted_and_delivered_exactly_once_o
         );
         assert_dense(&db, uid);
     }
-    let (status, after) =
-        send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 300, 4).unwrap();
+    let Reply {
+        status,
+        body: after,
+        ..
+    } = send::send(&db, &config(), &who(&uids[0]), body.as_bytes(), 300, 4).unwrap();
     assert_eq!(
         (status, after["msg_id"].clone()),
         (200, first["msg_id"].clone())
@@ -610,4 +624,61 @@ fn concurrent_senders_and_drains_on(t: &TestDb, db: &dyn Sql) {
             .unwrap();
         assert_eq!(in_group, group_messages, "{uid}: every group message");
     }
+}
+
+/// The service says whether its answer queued work (the shell marks such an answer
+/// `x-courier-queued`): a group send past `inline_fanout_max` and its repeat, a recall,
+/// and receipts that newly read something do; a send fanned out inline and receipts
+/// that read nothing new do not.
+#[test]
+fn answers_say_whether_they_queued_work() {
+    each(|_, db| {
+        let uids = setup(&db, 20);
+        let send = |to: Value, cmid: &str| {
+            let body = json!({ "client_msg_id": cmid, "to": to, "content": { "type": "text", "text": cmid } });
+            send::send(
+                db,
+                &config(),
+                &who(&uids[0]),
+                body.to_string().as_bytes(),
+                10,
+                cmid.len() as u64,
+            )
+            .unwrap()
+        };
+        let direct = send(json!({ "user": &uids[1] }), "direct");
+        assert_eq!(
+            (direct.status, direct.body["status"].clone(), direct.queued),
+            (201, json!("sent"), false)
+        );
+        let group = send(json!({ "group": "big" }), "group");
+        assert_eq!(
+            (group.status, group.body["status"].clone(), group.queued),
+            (201, json!("accepted"), true)
+        );
+        let again = send(json!({ "group": "big" }), "group");
+        assert_eq!(
+            (again.status, again.queued),
+            (200, true),
+            "a repeat of an accepted send"
+        );
+
+        let read = json!({ "msg_ids": [direct.body["msg_id"]] }).to_string();
+        let first =
+            receipts::mark_read(db, &config(), &who(&uids[1]), read.as_bytes(), 20).unwrap();
+        assert_eq!(
+            (first.body["read"].as_array().map(Vec::len), first.queued),
+            (Some(1), true)
+        );
+        let repeat =
+            receipts::mark_read(db, &config(), &who(&uids[1]), read.as_bytes(), 21).unwrap();
+        assert_eq!(
+            (repeat.body["read"].as_array().map(Vec::len), repeat.queued),
+            (Some(0), false)
+        );
+
+        let msg_id = direct.body["msg_id"].as_str().unwrap();
+        let recalled = recall::recall(db, &config(), &who(&uids[0]), msg_id, 30).unwrap();
+        assert_eq!((recalled.status, recalled.queued), (200, true));
+    });
 }

@@ -14,7 +14,7 @@ use courier_core::api::OriginPattern;
 use courier_core::auth::{Identity, Role};
 use courier_messaging::webhooks::deliver::{DeliverConfig, Transport, WebhookReport, deliver};
 use courier_messaging::worker::{DrainConfig, drain};
-use courier_messaging::{recall, receipts, send, webhooks};
+use courier_messaging::{Reply, recall, receipts, send, webhooks};
 use courier_push::callbacks::signature::{SigningSecret, verify};
 use courier_store::native::NativeSqlite;
 use courier_store::retention::Policy;
@@ -79,7 +79,7 @@ fn setup(db: &impl Sql) {
 
 fn put_hook(db: &impl Sql, id: &str, org: &str, url: &str, events: Value) -> (u16, Value) {
     let body = json!({ "org": org, "url": url, "events": events, "secret": SECRET });
-    webhooks::put(
+    let Reply { status, body, .. } = webhooks::put(
         db,
         &config(),
         &origins(),
@@ -88,7 +88,8 @@ fn put_hook(db: &impl Sql, id: &str, org: &str, url: &str, events: Value) -> (u1
         body.to_string().as_bytes(),
         T0,
     )
-    .unwrap()
+    .unwrap();
+    (status, body)
 }
 
 fn send_text(db: &impl Sql, from: &str, to: &str, cmid: &str, now: i64) -> String {
@@ -249,8 +250,8 @@ fn a_send_that_fails_queues_no_event_and_a_repeat_queues_none_twice() {
         .to_string()
     };
     let send = |cmid: &str| send::send(&db, &limited, &who("ann"), body(cmid).as_bytes(), T0, 1);
-    assert_eq!(send("c1").unwrap().0, 201);
-    assert_eq!(send("c1").unwrap().0, 200, "a repeat");
+    assert_eq!(send("c1").unwrap().status, 201);
+    assert_eq!(send("c1").unwrap().status, 200, "a repeat");
     assert_eq!(send("c2").unwrap_err().code(), "rate_limited");
     assert_eq!(webhook_jobs(&db), 1);
 }
@@ -407,7 +408,7 @@ fn admin_routes_validate_store_and_never_show_the_secret() {
                 "events": ["message.sent"], "created_at": T0, "updated_at": T0 })
     );
     assert!(!hook.to_string().contains(SECRET));
-    let (_, got) = webhooks::get(&db, &who("admin"), "crm").unwrap();
+    let Reply { body: got, .. } = webhooks::get(&db, &who("admin"), "crm").unwrap();
     assert_eq!(got, hook);
     put_hook(
         &db,
@@ -416,9 +417,9 @@ fn admin_routes_validate_store_and_never_show_the_secret() {
         "https://b.example/",
         json!(["message.read"]),
     );
-    let (_, all) = webhooks::list(&db, &who("admin"), "").unwrap();
+    let Reply { body: all, .. } = webhooks::list(&db, &who("admin"), "").unwrap();
     assert_eq!(all["webhooks"].as_array().unwrap().len(), 2);
-    let (_, acme) = webhooks::list(&db, &who("admin"), "org=acme").unwrap();
+    let Reply { body: acme, .. } = webhooks::list(&db, &who("admin"), "org=acme").unwrap();
     assert_eq!(acme["webhooks"], json!([hook]));
 
     // Refusals change nothing.
@@ -444,7 +445,7 @@ fn admin_routes_validate_store_and_never_show_the_secret() {
     .unwrap_err();
     assert_eq!(refused.code(), "bad_request");
     assert!(refused.public_message().contains("webhook_allowed_origins"));
-    assert_eq!(webhooks::get(&db, &who("admin"), "crm").unwrap().1, hook);
+    assert_eq!(webhooks::get(&db, &who("admin"), "crm").unwrap().body, hook);
     assert_eq!(
         webhooks::get(&db, &who("admin"), "a b").unwrap_err().code(),
         "bad_request"
@@ -453,8 +454,14 @@ fn admin_routes_validate_store_and_never_show_the_secret() {
     // A pending delivery goes with its webhook.
     send_text(&db, "ann", "bob", "hello", T0 + 6);
     assert_eq!(webhook_jobs(&db), 1);
-    assert_eq!(webhooks::delete(&db, &who("admin"), "crm").unwrap().0, 204);
-    assert_eq!(webhooks::delete(&db, &who("admin"), "crm").unwrap().0, 204);
+    assert_eq!(
+        webhooks::delete(&db, &who("admin"), "crm").unwrap().status,
+        204
+    );
+    assert_eq!(
+        webhooks::delete(&db, &who("admin"), "crm").unwrap().status,
+        204
+    );
     assert_eq!(webhook_jobs(&db), 0);
     assert_eq!(
         webhooks::get(&db, &who("admin"), "crm").unwrap_err().code(),

@@ -101,13 +101,19 @@ pub fn serve(req: Request, handle: impl FnOnce(&Request) -> Result<Response, Err
     response
 }
 
-/// A service's `(status, body)` as a response (204 has no body).
-pub fn reply((status, body): (u16, serde_json::Value)) -> Response {
-    if status == 204 {
+/// A service's answer as a response (204 has no body). An answer that queued work is
+/// marked `x-courier-queued`, so a local gateway drains at once (the header is
+/// harmless elsewhere; schedulers drain on their own timer).
+pub fn reply(reply: courier_messaging::Reply) -> Response {
+    let mut response = if reply.status == 204 {
         no_content()
     } else {
-        json(status, &body)
+        json(reply.status, &reply.body)
+    };
+    if reply.queued {
+        response.set_header("x-courier-queued", "1");
     }
+    response
 }
 
 /// Any JSON-serializable body with status 200.
@@ -161,13 +167,6 @@ pub fn decoded(segment: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     String::from_utf8(out).map_or(segment.into(), Into::into)
-}
-
-/// Marks a response as having queued work, so a local gateway drains at once (the
-/// header is harmless elsewhere; schedulers drain on their own timer).
-pub fn queued(mut response: Response) -> Response {
-    response.set_header("x-courier-queued", "1");
-    response
 }
 
 #[cfg(test)]

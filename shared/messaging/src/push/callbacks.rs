@@ -145,7 +145,9 @@ pub fn receive<S: Sql + ?Sized>(
     let matched = store::apply_callback(sql, SIGNED_NONCES, &nonce, window_ms, &receipts, now)
         .map_err(from_store)?
         .ok_or_else(|| unauthorized("this signature was used before"))?;
-    Ok((200, json!({"received": receipts.len(), "matched": matched})))
+    Ok(Reply::ok(
+        json!({"received": receipts.len(), "matched": matched}),
+    ))
 }
 
 fn receive_hms<S: Sql + ?Sized>(
@@ -193,5 +195,5 @@ fn receive_hms<S: Sql + ?Sized>(
     .map_err(from_store)?
     .ok_or_else(|| unauthorized("this nonce was used before"))?;
     let reply = serde_json::from_str(HMS_CALLBACK_REPLY).unwrap_or(serde_json::Value::Null);
-    Ok((200, reply))
+    Ok(Reply::ok(reply))
 }

@@ -143,7 +143,9 @@ pub fn register<S: Sql + ?Sized>(
     let req: RegisterRequest = parse_request(raw, config)?;
     let reg = registration(vendors, &device, req)?;
     store::register(sql, caller.user.as_str(), &reg, now).map_err(from_store)?;
-    Ok((200, json!({"device": reg.device, "vendor": reg.vendor})))
+    Ok(Reply::ok(
+        json!({"device": reg.device, "vendor": reg.vendor}),
+    ))
 }
 
 /// `DELETE /v1/push/devices/{device}` → 204, whether or not it was registered.
@@ -154,7 +156,7 @@ pub fn unregister<S: Sql + ?Sized>(
 ) -> Result<Reply, Error> {
     let device = DeviceId::parse(device)?;
     store::unregister(sql, caller.user.as_str(), device.as_str()).map_err(from_store)?;
-    Ok((204, serde_json::Value::Null))
+    Ok(Reply::no_content())
 }
 
 /// `GET /v1/push/config` → 200 `{"vendors": [...], "webpush": {"vapid_public_key"}
@@ -165,8 +167,5 @@ pub fn client_config(vendors: &Vendors) -> Reply {
         .webpush
         .as_ref()
         .map(|sender| json!({"vapid_public_key": sender.public_key()}));
-    (
-        200,
-        json!({"vendors": vendors.enabled(), "webpush": webpush}),
-    )
+    Reply::ok(json!({"vendors": vendors.enabled(), "webpush": webpush}))
 }

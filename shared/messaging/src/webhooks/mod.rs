@@ -71,7 +71,7 @@ pub fn put<S: Sql + ?Sized>(
         now,
     )
     .map_err(from_store)?;
-    Ok((200, body(&response(stored)?)))
+    Ok(Reply::ok(body(&response(stored)?)))
 }
 
 /// `GET /v1/webhooks/{id}` → 200 the webhook, 404 if there is none.
@@ -81,7 +81,7 @@ pub fn get<S: Sql + ?Sized>(sql: &S, caller: &Identity, id: &str) -> Result<Repl
     let hook = store::get(sql, id.as_str())
         .map_err(from_store)?
         .ok_or_else(|| Error::NotFound(format!("webhook {id}")))?;
-    Ok((200, body(&response(hook)?)))
+    Ok(Reply::ok(body(&response(hook)?)))
 }
 
 /// `GET /v1/webhooks?org=<org>` → 200 `{"webhooks": [...]}` in id order (of one org
@@ -95,7 +95,7 @@ pub fn list<S: Sql + ?Sized>(sql: &S, caller: &Identity, query: &str) -> Result<
         .into_iter()
         .map(response)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((200, body(&WebhooksResponse { webhooks })))
+    Ok(Reply::ok(body(&WebhooksResponse { webhooks })))
 }
 
 /// `DELETE /v1/webhooks/{id}` → 204, whether or not it existed; its pending
@@ -104,5 +104,5 @@ pub fn delete<S: Sql + ?Sized>(sql: &S, caller: &Identity, id: &str) -> Result<R
     caller.require_admin()?;
     let id = WebhookId::parse(id)?;
     store::delete(sql, id.as_str()).map_err(from_store)?;
-    Ok((204, serde_json::Value::Null))
+    Ok(Reply::no_content())
 }

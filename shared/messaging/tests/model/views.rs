@@ -287,7 +287,7 @@ pub(super) fn views_agree(db: &dyn Sql, model: &Model, limit: u32, ctx: &str) {
     }
     // Who read what, as each sender sees it.
     for (i, m) in model.msgs.iter().enumerate() {
-        let (status, body) = receipts::readers(db, &who(&m.sender), &m.msg_id).unwrap();
+        let Reply { status, body, .. } = receipts::readers(db, &who(&m.sender), &m.msg_id).unwrap();
         let read: Vec<&String> = m
             .holders
             .iter()

@@ -67,4 +67,5 @@ pub fn try_send_text(
         now,
         random,
     )
+    .map(|reply| (reply.status, reply.body))
 }
