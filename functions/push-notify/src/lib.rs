@@ -14,7 +14,7 @@ use courier_core::Error;
 use courier_messaging::push::deliver::{Cache, DeliverConfig, Transport, deliver};
 use courier_messaging::push::{self, Vendors, callbacks};
 use courier_spin::env::{
-    Ctx, check_internal_secret, config, context, now_ms, random_u64, store, variable,
+    Ctx, check_internal_secret, config, context, now_ms, random_u64, setting, store, variable,
 };
 use courier_spin::http::{check_method, decoded, json, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
@@ -108,19 +108,13 @@ fn handle(req: &Request) -> Result<Response, Error> {
 
 fn drain() -> Result<Response, Error> {
     let vendors = vendors()?;
-    let mut settings = DeliverConfig {
+    let defaults = DeliverConfig::default();
+    let settings = DeliverConfig {
         policy: push::policy(&config()?),
-        ..DeliverConfig::default()
+        budget_ms: setting("push_budget_ms", defaults.budget_ms, 0)?,
+        batch: setting("push_batch", defaults.batch, 1)?,
+        ..defaults
     };
-    if let Some(budget) = variable("push_budget_ms").and_then(|v| v.trim().parse().ok()) {
-        settings.budget_ms = budget;
-    }
-    if let Some(batch) = variable("push_batch")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|b| *b > 0)
-    {
-        settings.batch = batch;
-    }
     let db = store()?;
     let mut cache = KvCache::open();
     let mut random = || random_u64().unwrap_or_default();

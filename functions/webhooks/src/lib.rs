@@ -19,7 +19,9 @@ use courier_core::Error;
 use courier_core::api::OriginPattern;
 use courier_messaging::webhooks::deliver::{DeliverConfig, Transport, deliver};
 use courier_messaging::webhooks::{self as service};
-use courier_spin::env::{Ctx, check_internal_secret, context, now_ms, random_u64, store, variable};
+use courier_spin::env::{
+    Ctx, check_internal_secret, context, now_ms, random_u64, setting, store, variable,
+};
 use courier_spin::http::{decoded, json, method_not_allowed, reply, segments, serve};
 use futures::future::{Either, select};
 use spin_sdk::http::{Method, Request, Response};
@@ -93,10 +95,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
 }
 
 fn drain() -> Result<Response, Error> {
-    let timeout_ms = variable("webhook_timeout_ms")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(DEFAULT_TIMEOUT_MS);
+    let timeout_ms: u64 = setting("webhook_timeout_ms", DEFAULT_TIMEOUT_MS, 1)?;
     let settings = DeliverConfig {
         // A lease outlives a round's slowest request by far.
         lease_ms: (timeout_ms as i64).saturating_mul(2).max(30_000),

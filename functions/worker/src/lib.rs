@@ -15,7 +15,7 @@
 
 use courier_core::Error;
 use courier_messaging::worker::{DrainConfig, drain as run_drain};
-use courier_spin::env::{check_internal_secret, config, now_ms, random_u64, store, variable};
+use courier_spin::env::{check_internal_secret, config, now_ms, random_u64, setting, store};
 use courier_spin::http::{check_method, json, serve};
 use courier_store::retention;
 use spin_sdk::http::{Method, Request, Response};
@@ -44,21 +44,15 @@ fn handle(req: &Request) -> Result<Response, Error> {
     if let Err(refused) = check_method(req, &[Method::Post]) {
         return Ok(refused);
     }
-    let mut config = DrainConfig::default();
-    if let Some(budget) = variable("drain_budget_ms").and_then(|v| v.parse().ok()) {
-        config.budget_ms = budget;
-    }
-    if let Some(cap) = variable("group_job_concurrency").and_then(|v| v.parse().ok()) {
-        config.key_cap = cap;
-    }
-    if let Some(chunk) = variable("fanout_chunk")
-        .and_then(|v| v.parse().ok())
-        .filter(|c| *c > 0)
-    {
-        config.chunk = chunk;
-    }
-    config.push = courier_messaging::push::policy(&self::config()?);
-    config.retention = Some(retention_policy());
+    let defaults = DrainConfig::default();
+    let config = DrainConfig {
+        budget_ms: setting("drain_budget_ms", defaults.budget_ms, 0)?,
+        key_cap: setting("group_job_concurrency", defaults.key_cap, 1)?,
+        chunk: setting("fanout_chunk", defaults.chunk, 1)?,
+        push: courier_messaging::push::policy(&self::config()?),
+        retention: Some(retention_policy()?),
+        ..defaults
+    };
     let db = store()?;
     let mut random = || random_u64().unwrap_or_default();
     // A queue drain that fails (a store error) must not starve the push and webhook
@@ -101,24 +95,20 @@ fn handle(req: &Request) -> Result<Response, Error> {
     Ok(json(200, &body))
 }
 
-/// The retention policy from the variables (defaults where unset or not a positive
-/// integer).
-fn retention_policy() -> retention::Policy {
+/// The retention policy from the variables (defaults where unset).
+fn retention_policy() -> Result<retention::Policy, Error> {
     const DAY_MS: i64 = 86_400_000;
-    let positive = |name: &str| {
-        variable(name)
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|n| *n > 0)
-    };
     let defaults = retention::Policy::default();
-    retention::Policy {
-        keep_ms: positive("retention_days").map_or(defaults.keep_ms, |d| d.saturating_mul(DAY_MS)),
-        dead_keep_ms: positive("dead_letter_days")
-            .map_or(defaults.dead_keep_ms, |d| d.saturating_mul(DAY_MS)),
-        every_ms: positive("retention_interval_secs")
-            .map_or(defaults.every_ms, |s| s.saturating_mul(1000)),
+    let days = |name, default_ms: i64| {
+        setting::<i64>(name, default_ms / DAY_MS, 1).map(|d| d.saturating_mul(DAY_MS))
+    };
+    Ok(retention::Policy {
+        keep_ms: days("retention_days", defaults.keep_ms)?,
+        dead_keep_ms: days("dead_letter_days", defaults.dead_keep_ms)?,
+        every_ms: setting::<i64>("retention_interval_secs", defaults.every_ms / 1000, 1)?
+            .saturating_mul(1000),
         ..defaults
-    }
+    })
 }
 
 /// Calls another component's drain route (`POST http://<component>.spin.internal/…`,

@@ -101,9 +101,9 @@ impl Config {
         let d = Config::default();
         let lookup = &lookup;
         Ok(Config {
-            max_text_bytes: read(lookup, "max_text_bytes", d.max_text_bytes, 1)?,
-            max_body_bytes: read(lookup, "max_body_bytes", d.max_body_bytes, 1)?,
-            max_directory_body_bytes: read(
+            max_text_bytes: setting(lookup, "max_text_bytes", d.max_text_bytes, 1)?,
+            max_body_bytes: setting(lookup, "max_body_bytes", d.max_body_bytes, 1)?,
+            max_directory_body_bytes: setting(
                 lookup,
                 "max_directory_body_bytes",
                 d.max_directory_body_bytes,
@@ -111,23 +111,28 @@ impl Config {
             )?,
             // 0 is meaningful for these: "always fan out asynchronously", "never send
             // control entries".
-            inline_fanout_max: read(lookup, "inline_fanout_max", d.inline_fanout_max, 0)?,
-            max_group_members: read(lookup, "max_group_members", d.max_group_members, 1)?,
-            control_fanout_max_members: read(
+            inline_fanout_max: setting(lookup, "inline_fanout_max", d.inline_fanout_max, 0)?,
+            max_group_members: setting(lookup, "max_group_members", d.max_group_members, 1)?,
+            control_fanout_max_members: setting(
                 lookup,
                 "control_fanout_max_members",
                 d.control_fanout_max_members,
                 0,
             )?,
-            rate_per_user_per_sec: read(
+            rate_per_user_per_sec: setting(
                 lookup,
                 "rate_per_user_per_sec",
                 d.rate_per_user_per_sec,
                 1,
             )?,
-            rate_burst: read(lookup, "rate_burst", d.rate_burst, 1)?,
-            rate_per_org_per_sec: read(lookup, "rate_per_org_per_sec", d.rate_per_org_per_sec, 1)?,
-            org_queue_share_percent: read(
+            rate_burst: setting(lookup, "rate_burst", d.rate_burst, 1)?,
+            rate_per_org_per_sec: setting(
+                lookup,
+                "rate_per_org_per_sec",
+                d.rate_per_org_per_sec,
+                1,
+            )?,
+            org_queue_share_percent: setting(
                 lookup,
                 "org_queue_share_percent",
                 d.org_queue_share_percent,
@@ -142,12 +147,12 @@ impl Config {
                     Ok(p)
                 }
             })?,
-            org_queue_floor: read(lookup, "org_queue_floor", d.org_queue_floor, 0)?,
-            recall_window_secs: read(lookup, "recall_window_secs", d.recall_window_secs, 0)?,
-            presence_ttl_secs: read(lookup, "presence_ttl_secs", d.presence_ttl_secs, 1)?,
-            push_delay_ms: read(lookup, "push_delay_ms", d.push_delay_ms, 0)?,
-            push_interval_ms: read(lookup, "push_interval_ms", d.push_interval_ms, 0)?,
-            wait_poll_max_ms: read(
+            org_queue_floor: setting(lookup, "org_queue_floor", d.org_queue_floor, 0)?,
+            recall_window_secs: setting(lookup, "recall_window_secs", d.recall_window_secs, 0)?,
+            presence_ttl_secs: setting(lookup, "presence_ttl_secs", d.presence_ttl_secs, 1)?,
+            push_delay_ms: setting(lookup, "push_delay_ms", d.push_delay_ms, 0)?,
+            push_interval_ms: setting(lookup, "push_interval_ms", d.push_interval_ms, 0)?,
+            wait_poll_max_ms: setting(
                 lookup,
                 "wait_poll_max_ms",
                 d.wait_poll_max_ms,
@@ -160,9 +165,11 @@ impl Config {
 /// The first pause of a waiting loop, in ms: the least `wait_poll_max_ms`.
 pub const WAIT_POLL_FIRST_MS: u64 = 20;
 
-/// One variable: absent or blank → `default`; otherwise a decimal integer of at least
-/// `min` that fits `T`, else `Error::Config`.
-fn read<T: TryFrom<u64>>(
+/// One integer variable, by the rule every setting follows (the limits here and each
+/// component's own, such as the worker's `drain_budget_ms`): absent or blank →
+/// `default`; otherwise a decimal integer of at least `min` that fits `T`, else
+/// `Error::Config`.
+pub fn setting<T: TryFrom<u64>>(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &str,
     default: T,
@@ -226,6 +233,41 @@ mod tests {
         assert_eq!(config.max_text_bytes, 10);
         assert_eq!(config.recall_window_secs, 0);
         assert_eq!(config.rate_burst, 20);
+    }
+
+    /// The rule of every integer setting, components' own ones too (`drain_budget_ms`,
+    /// `push_batch`, …), which read through [`setting`] directly.
+    #[test]
+    fn a_setting_is_its_default_or_a_valid_integer_or_an_error() {
+        let var = |value: &'static str| move |_: &str| Some(value.to_string());
+        let unset = |_: &str| None;
+        assert_eq!(setting::<i64>(&unset, "drain_budget_ms", 5000, 0), Ok(5000));
+        assert_eq!(
+            setting::<i64>(&var(" "), "drain_budget_ms", 5000, 0),
+            Ok(5000)
+        );
+        assert_eq!(
+            setting::<i64>(&var(" 250 "), "drain_budget_ms", 5000, 0),
+            Ok(250)
+        );
+        assert_eq!(setting::<usize>(&var("0"), "push_batch", 64, 0), Ok(0));
+        for (raw, min, why) in [
+            ("fast", 0, "is not a non-negative integer"),
+            ("-1", 0, "is not a non-negative integer"),
+            ("0", 1, "must be at least 1"),
+            ("70000", 0, "too large"),
+        ] {
+            let got = setting::<u16>(&var(raw), "fanout_chunk", 500, min);
+            match got {
+                Err(Error::Config(text)) => {
+                    assert!(
+                        text.contains("fanout_chunk") && text.contains(why),
+                        "{raw}: {text}"
+                    )
+                }
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub fn variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()
 }
 
+/// One integer setting of this component, by the rule of every setting (see
+/// [`courier_core::config::setting`]): unset or blank → `default`; not an integer of
+/// at least `min` → `Error::Config`.
+pub fn setting<T: TryFrom<u64>>(name: &str, default: T, min: u64) -> Result<T, Error> {
+    courier_core::config::setting(&variable, name, default, min)
+}
+
 /// The limits, from the component's variables (defaults where unset).
 pub fn config() -> Result<courier_core::Config, Error> {
     courier_core::Config::from_lookup(variable)
