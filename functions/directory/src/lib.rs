@@ -12,7 +12,7 @@
 use courier_core::Error;
 use courier_messaging::directory as service;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{decoded, method_not_allowed, reply, segments, serve};
+use courier_spin::http::{decoded, method_not_allowed, no_route, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -47,7 +47,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
     } else if let Some(rest) = segments(path, "/v1/relations") {
         Route::Relation(rest)
     } else {
-        return Err(Error::NotFound(format!("no route for {path}")));
+        return Err(no_route(path));
     };
     // Resolve the route before authenticating, so unknown paths are 404 for everyone.
     let allowed: &[Method] = match &route {
@@ -55,7 +55,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
         Route::Group(rest) if rest.len() == 1 => &[Method::Put],
         Route::Group(rest) if rest.len() == 2 && rest[1] == "members" => &[Method::Post],
         Route::Relation(rest) if rest.len() == 2 => &[Method::Put, Method::Delete],
-        _ => return Err(Error::NotFound(format!("no route for {path}"))),
+        _ => return Err(no_route(path)),
     };
     if !allowed.contains(&method) {
         return Ok(method_not_allowed(allowed));

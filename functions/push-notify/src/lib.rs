@@ -16,7 +16,7 @@ use courier_messaging::push::{self, Vendors, callbacks};
 use courier_spin::env::{
     Ctx, check_internal_secret, config, context, now_ms, random_u64, setting, store, variable,
 };
-use courier_spin::http::{check_method, decoded, json, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, json, no_route, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -102,7 +102,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
                 now_ms(),
             )?))
         }
-        _ => Err(Error::NotFound(format!("no route for {path}"))),
+        _ => Err(no_route(path)),
     }
 }
 

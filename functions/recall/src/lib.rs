@@ -10,7 +10,7 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, no_route, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -27,7 +27,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
     let path = req.path();
     let segments = segments(path, "/v1/messages");
     let Some([msg_id, "recall"]) = segments.as_deref() else {
-        return Err(Error::NotFound(format!("no route for {path}")));
+        return Err(no_route(path));
     };
     if let Err(refused) = check_method(req, &[Method::Post]) {
         return Ok(refused);

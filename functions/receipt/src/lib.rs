@@ -11,7 +11,7 @@
 use courier_core::Error;
 use courier_messaging::receipts;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, reply, segments, serve};
+use courier_spin::http::{check_method, decoded, no_route, reply, segments, serve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -55,6 +55,6 @@ fn handle(req: &Request) -> Result<Response, Error> {
             let Ctx { caller, db, .. } = context(req)?;
             Ok(reply(receipts::readers(&db, &caller, &decoded(msg_id))?))
         }
-        _ => Err(Error::NotFound(format!("no route for {path}"))),
+        _ => Err(no_route(path)),
     }
 }

@@ -19,7 +19,7 @@ use courier_core::streams::{SSE_PING, sse_events};
 use courier_core::{Config, Error};
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, park_offered, store};
-use courier_spin::http::{check_method, decoded, ok, segments, serve};
+use courier_spin::http::{check_method, decoded, no_route, ok, segments, serve};
 use courier_spin::store::Store;
 use futures::SinkExt;
 use spin_sdk::http::{Method, OutgoingResponse, Request, Response, ResponseOutparam};
@@ -99,7 +99,7 @@ fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Err
         _ => match segments(path, "/v1/conversations").as_deref() {
             Some([]) => Route::Conversations,
             Some([conv, "messages"]) => Route::History(decoded(conv).into_owned()),
-            _ => return Err(Error::NotFound(format!("no route for {path}"))),
+            _ => return Err(no_route(path)),
         },
     };
     if let Err(refused) = check_method(req, &[Method::Get]) {

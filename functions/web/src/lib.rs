@@ -18,7 +18,7 @@
 mod assets;
 
 use courier_core::Error;
-use courier_spin::http::{error, method_not_allowed};
+use courier_spin::http::{error, method_not_allowed, no_route};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -42,7 +42,7 @@ use crate::assets::{Asset, not_modified};
 fn web(req: Request) -> Response {
     let path = req.path();
     if !is_own_path(path) {
-        return error(&Error::NotFound(format!("no route for {path}")));
+        return error(&no_route(path));
     }
     const ALLOWED: &[Method] = &[Method::Get, Method::Head];
     if !ALLOWED.contains(req.method()) {

@@ -22,7 +22,7 @@ use courier_messaging::webhooks::{self as service};
 use courier_spin::env::{
     Ctx, check_internal_secret, context, now_ms, random_u64, setting, store, variable,
 };
-use courier_spin::http::{decoded, json, method_not_allowed, reply, segments, serve};
+use courier_spin::http::{decoded, json, method_not_allowed, no_route, reply, segments, serve};
 use futures::future::{Either, select};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -68,7 +68,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
     let id = match segments(path, "/v1/webhooks").as_deref() {
         Some([]) => None,
         Some([id]) => Some(decoded(id).into_owned()),
-        _ => return Err(Error::NotFound(format!("no route for {path}"))),
+        _ => return Err(no_route(path)),
     };
     let allowed: &[Method] = match id {
         None => &[Method::Get],

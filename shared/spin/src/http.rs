@@ -55,6 +55,12 @@ pub fn check_method(req: &Request, allowed: &[Method]) -> Result<(), Response> {
     }
 }
 
+/// The answer to a path under a component's route that none of its handlers serves:
+/// 404 `not_found`, one wording for every component.
+pub fn no_route(path: &str) -> Error {
+    Error::NotFound(format!("no route for {path}"))
+}
+
 /// The bearer token of the `Authorization` header, if any.
 pub fn bearer(req: &Request) -> Option<&str> {
     req.header("authorization").and_then(|v| v.as_str())
