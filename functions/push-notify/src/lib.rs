@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! One handler, [`push_notify`], routing to `courier_messaging::push`; the shell pieces
-//! the service needs from Spin: outbound HTTP ([`Outbound`], every request of a round
-//! at once) and the key-value store as the vendor-token cache ([`KvCache`]).
+//! the service needs from Spin: outbound HTTP (`courier_spin::outbound::Outbound`,
+//! every request of a round at once) and the key-value store as the vendor-token
+//! cache ([`KvCache`]).
 
 #![allow(
     unsafe_code,
@@ -11,12 +12,13 @@
 )]
 
 use courier_core::Error;
-use courier_messaging::push::deliver::{Cache, DeliverConfig, Transport, deliver};
+use courier_messaging::push::deliver::{Cache, DeliverConfig, deliver};
 use courier_messaging::push::{self, Vendors, callbacks};
 use courier_spin::env::{
     Ctx, check_internal_secret, config, context, now_ms, random_u64, setting, store, variable,
 };
 use courier_spin::http::{check_method, decoded, json, no_route, reply, segments, serve};
+use courier_spin::outbound::Outbound;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -121,7 +123,7 @@ fn drain() -> Result<Response, Error> {
     let report = deliver(
         &db,
         &vendors,
-        &mut Outbound,
+        &mut Outbound { timeout_ms: None },
         &mut cache,
         &settings,
         &now_ms,
@@ -131,23 +133,6 @@ fn drain() -> Result<Response, Error> {
         200,
         &serde_json::to_value(&report).unwrap_or_default(),
     ))
-}
-
-/// Spin's outbound HTTP: a round's requests are sent concurrently.
-struct Outbound;
-
-impl Transport for Outbound {
-    fn send_all(
-        &mut self,
-        requests: Vec<http::Request<Vec<u8>>>,
-    ) -> Vec<Result<http::Response<Vec<u8>>, String>> {
-        let sends = requests.into_iter().map(|req| async move {
-            spin_sdk::http::send::<_, http::Response<Vec<u8>>>(req)
-                .await
-                .map_err(|e| e.to_string())
-        });
-        spin_sdk::http::run(futures::future::join_all(sends))
-    }
 }
 
 /// The `default` key-value store as the vendor-token cache; without one (not

@@ -2,28 +2,24 @@
 //! delivery of message events to them.
 //!
 //! # Layout
-//! One handler, [`webhooks`], routing to `courier_messaging::webhooks`; the shell
-//! piece the service needs from Spin: outbound HTTP with a time limit per request
-//! ([`Outbound`], every request of a round at once, raced against a [`Deadline`]).
+//! One handler, [`webhooks`], routing to `courier_messaging::webhooks`; deliveries go
+//! out through `courier_spin::outbound::Outbound`, each request bounded by
+//! `webhook_timeout_ms`.
 
 #![allow(
     unsafe_code,
     reason = "#[http_component] expands to the export shims of the component ABI"
 )]
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use courier_core::Error;
 use courier_core::api::OriginPattern;
-use courier_messaging::webhooks::deliver::{DeliverConfig, Transport, deliver};
+use courier_messaging::webhooks::deliver::{DeliverConfig, deliver};
 use courier_messaging::webhooks::{self as service};
 use courier_spin::env::{
     Ctx, check_internal_secret, context, now_ms, random_u64, setting, store, variable,
 };
 use courier_spin::http::{decoded, json, method_not_allowed, no_route, reply, segments, serve};
-use futures::future::{Either, select};
+use courier_spin::outbound::Outbound;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -106,7 +102,9 @@ fn drain() -> Result<Response, Error> {
     let report = deliver(
         &db,
         &origins()?,
-        &mut Outbound { timeout_ms },
+        &mut Outbound {
+            timeout_ms: Some(timeout_ms),
+        },
         &settings,
         &now_ms,
         &mut random,
@@ -115,59 +113,4 @@ fn drain() -> Result<Response, Error> {
         200,
         &serde_json::to_value(&report).unwrap_or_default(),
     ))
-}
-
-/// Spin's outbound HTTP: a round's requests are sent concurrently, each given up
-/// after `timeout_ms` (dropping it cancels the host's request).
-struct Outbound {
-    timeout_ms: u64,
-}
-
-impl Transport for Outbound {
-    fn send_all(
-        &mut self,
-        requests: Vec<http::Request<Vec<u8>>>,
-    ) -> Vec<Result<http::Response<Vec<u8>>, String>> {
-        let timeout_ms = self.timeout_ms;
-        let sends = requests.into_iter().map(|req| async move {
-            let send = Box::pin(spin_sdk::http::send::<_, http::Response<Vec<u8>>>(req));
-            match select(send, Deadline::after_ms(timeout_ms)).await {
-                Either::Left((answer, _)) => answer.map_err(|e| e.to_string()),
-                Either::Right(((), _)) => Err(format!("no answer within {timeout_ms} ms")),
-            }
-        });
-        spin_sdk::http::run(futures::future::join_all(sends))
-    }
-}
-
-/// A future ready at a point of the monotonic clock (`wasi:clocks`), woken by
-/// spin-sdk's executor through a timer pollable.
-struct Deadline {
-    at_ns: u64,
-    _registration: Option<spin_executor::CancelOnDropToken>,
-}
-
-impl Deadline {
-    fn after_ms(ms: u64) -> Deadline {
-        let now = wasi::clocks::monotonic_clock::now();
-        Deadline {
-            at_ns: now.saturating_add(ms.saturating_mul(1_000_000)),
-            _registration: None,
-        }
-    }
-}
-
-impl Future for Deadline {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if wasi::clocks::monotonic_clock::now() >= self.at_ns {
-            return Poll::Ready(());
-        }
-        let timer = wasi::clocks::monotonic_clock::subscribe_instant(self.at_ns);
-        // Replacing the token drops (cancels) the previous registration.
-        self._registration =
-            Some(spin_executor::push_waker_and_get_token(timer, cx.waker().clone()).into());
-        Poll::Pending
-    }
 }

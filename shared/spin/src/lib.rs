@@ -7,9 +7,12 @@
 //! - [`postgres`]: the store's SQL executor over `spin:postgres@4.0.0`.
 //! - [`http`]: JSON and error responses in the API shape, CORS, request helpers.
 //! - [`env`]: the clock, randomness and variables.
+//! - [`outbound`]: outbound HTTP for the delivery services (a round at once, with an
+//!   optional time limit per request).
 
 pub mod env;
 pub mod http;
+pub mod outbound;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
