@@ -11,7 +11,6 @@
 
 use courier_core::Error;
 use courier_spin::http::{check_method, json, serve};
-use courier_store::Sql;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -49,12 +48,7 @@ fn handle(req: &Request) -> Result<Response, Error> {
 
 fn check_stores() -> Result<(), String> {
     let db = courier_spin::env::store().map_err(|e| format!("store open: {e}"))?;
-    let version = db
-        .query_i64("SELECT MAX(version) FROM courier_migrations", &[])
-        .map_err(|e| format!("{} query: {e}", db.dialect()))?;
-    if version != Some(courier_store::schema::latest()) {
-        return Err(format!("{} schema version is {version:?}", db.dialect()));
-    }
+    courier_messaging::health::store_ready(&db)?;
     let store = Store::open_default().map_err(|e| format!("key-value open: {e}"))?;
     let value = b"ok".to_vec();
     // Read first and write only when the probe key is missing: a probe every few

@@ -14,10 +14,11 @@
 )]
 
 use courier_core::Error;
-use courier_messaging::worker::{DrainConfig, drain as run_drain};
+use courier_messaging::worker::{
+    DeliveryLane, DrainConfig, RetentionPolicy, drain as run_drain, due_jobs,
+};
 use courier_spin::env::{check_internal_secret, config, now_ms, random_u64, setting, store};
 use courier_spin::http::{check_method, json, serve};
-use courier_store::retention;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -65,28 +66,14 @@ fn handle(req: &Request) -> Result<Response, Error> {
             serde_json::json!({})
         }
     };
-    let lanes = [
-        (
-            "push",
-            courier_store::push::due_count(&db, now_ms()),
-            "http://push-notify.spin.internal/internal/push/drain",
-        ),
-        (
-            "webhooks",
-            courier_store::webhooks::due_count(&db, now_ms()),
-            "http://webhooks.spin.internal/internal/webhooks/drain",
-        ),
-    ];
-    for (name, due, url) in lanes {
-        // Not knowing whether a lane has work (the count failed) counts as work: its
-        // drain finds out for itself.
-        if due.is_err() || due.is_ok_and(|n| n > 0) {
+    for lane in DeliveryLane::ALL {
+        if lane.has_due(&db, now_ms()) {
             // A delivery drain failing must not fail the queue's own: logged, reported.
-            body[name] = drain_component(req, url).unwrap_or_else(|e| {
+            body[lane.name()] = drain_component(req, drain_url(lane)).unwrap_or_else(|e| {
                 eprintln!("courier: worker: {e}");
                 serde_json::json!({"error": e.to_string()})
             });
-            if let Ok(remaining) = courier_store::jobs::due_count(&db, now_ms()) {
+            if let Ok(remaining) = due_jobs(&db, now_ms()) {
                 body["remaining"] = (remaining as u64).into();
             }
         }
@@ -95,14 +82,22 @@ fn handle(req: &Request) -> Result<Response, Error> {
     Ok(json(200, &body))
 }
 
+/// The drain route of the component that delivers `lane`.
+fn drain_url(lane: DeliveryLane) -> &'static str {
+    match lane {
+        DeliveryLane::Push => "http://push-notify.spin.internal/internal/push/drain",
+        DeliveryLane::Webhooks => "http://webhooks.spin.internal/internal/webhooks/drain",
+    }
+}
+
 /// The retention policy from the variables (defaults where unset).
-fn retention_policy() -> Result<retention::Policy, Error> {
+fn retention_policy() -> Result<RetentionPolicy, Error> {
     const DAY_MS: i64 = 86_400_000;
-    let defaults = retention::Policy::default();
+    let defaults = RetentionPolicy::default();
     let days = |name, default_ms: i64| {
         setting::<i64>(name, default_ms / DAY_MS, 1).map(|d| d.saturating_mul(DAY_MS))
     };
-    Ok(retention::Policy {
+    Ok(RetentionPolicy {
         keep_ms: days("retention_days", defaults.keep_ms)?,
         dead_keep_ms: days("dead_letter_days", defaults.dead_keep_ms)?,
         every_ms: setting::<i64>("retention_interval_secs", defaults.every_ms / 1000, 1)?

@@ -16,11 +16,13 @@
 //! - [`push`]: device registration, vendor callbacks, push delivery.
 //! - [`webhooks`]: webhook subscriptions (admin) and the delivery of their events.
 //! - [`worker`]: `POST /internal/drain` — lanes, slices, retries, dead letters.
+//! - [`health`]: the store check of `GET /healthz`.
 
 pub mod ack;
 pub mod directory;
 pub mod entries;
 pub mod errors;
+pub mod health;
 pub mod push;
 pub mod reads;
 pub mod recall;

@@ -13,6 +13,44 @@ use courier_store::{Sql, StoreError, fanout, messages, push, recall, receipts, r
 
 use crate::errors::from_store;
 
+/// What the retention job purges and how often (see [`DrainConfig::retention`]).
+pub use courier_store::retention::Policy as RetentionPolicy;
+
+/// A lane whose jobs another component delivers (`push-notify`, `webhooks`), which the
+/// worker calls when the lane has due work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryLane {
+    Push,
+    Webhooks,
+}
+
+impl DeliveryLane {
+    pub const ALL: [DeliveryLane; 2] = [DeliveryLane::Push, DeliveryLane::Webhooks];
+
+    /// Its name in the drain's report.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryLane::Push => "push",
+            DeliveryLane::Webhooks => "webhooks",
+        }
+    }
+
+    /// Whether the lane may have due work. Not knowing (the count failed) counts as
+    /// work: its drain finds out for itself.
+    pub fn has_due<S: Sql + ?Sized>(self, sql: &S, now: i64) -> bool {
+        let due = match self {
+            DeliveryLane::Push => push::due_count(sql, now),
+            DeliveryLane::Webhooks => courier_store::webhooks::due_count(sql, now),
+        };
+        due.is_err() || due.is_ok_and(|n| n > 0)
+    }
+}
+
+/// Queue jobs due now (what a drain's report calls `remaining`).
+pub fn due_jobs<S: Sql + ?Sized>(sql: &S, now: i64) -> Result<i64, Error> {
+    jobs::due_count(sql, now).map_err(from_store)
+}
+
 /// How a drain runs; defaults in [`DrainConfig::default`].
 #[derive(Debug, Clone)]
 pub struct DrainConfig {
@@ -242,5 +280,24 @@ fn run<S: Sql + ?Sized>(
             Some(_) => Ok(Ran::Finished),
         },
         other => Err(StoreError::Invalid(format!("unknown job kind {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_store::native::NativeSqlite;
+
+    #[test]
+    fn a_delivery_lane_has_due_work_when_its_count_says_so_or_fails() {
+        let db = NativeSqlite::memory().unwrap();
+        for lane in DeliveryLane::ALL {
+            assert!(lane.has_due(&db, 0), "{}: no store yet", lane.name());
+        }
+        courier_store::schema::migrate(&db).unwrap();
+        for lane in DeliveryLane::ALL {
+            assert!(!lane.has_due(&db, 0), "{}: nothing queued", lane.name());
+        }
+        assert_eq!(due_jobs(&db, 0), Ok(0));
     }
 }

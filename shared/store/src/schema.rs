@@ -229,6 +229,11 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
 /// The first line of a migration statement that runs on PostgreSQL only.
 const POSTGRES_ONLY: &str = "-- postgres only";
 
+/// The schema version the store is at (`None`: no migration applied).
+pub fn version<S: Sql + ?Sized>(sql: &S) -> Result<Option<i64>, SqlError> {
+    sql.query_i64("SELECT MAX(version) FROM courier_migrations", &[])
+}
+
 /// The newest schema version.
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
