@@ -18,6 +18,7 @@
 //! - [`authz`]: who may message, read, see receipts and recall.
 //! - [`streams`]: sync and history pages, acks, device presence.
 //! - [`ratelimit`]: the token bucket as pure state.
+//! - [`vendor`]: the push [`Vendor`]s by name.
 
 pub mod api;
 pub mod auth;
@@ -28,8 +29,10 @@ pub mod error;
 pub mod ids;
 pub mod ratelimit;
 pub mod streams;
+pub mod vendor;
 
 pub use config::Config;
 pub use content::Content;
 pub use error::Error;
 pub use ids::{ClientMsgId, ConvId, DeviceId, GroupId, MsgId, OrgId, Seq, UserId, WebhookId};
+pub use vendor::Vendor;

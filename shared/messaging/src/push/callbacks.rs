@@ -14,7 +14,7 @@
 //! updates the matching delivery records; a token reported invalid loses its
 //! registrations.
 
-use courier_core::Error;
+use courier_core::{Error, Vendor};
 use courier_push::callbacks::hms::HMS_REPLAY_WINDOW_MS;
 use courier_push::callbacks::signature::{self, REPLAY_WINDOW_SECS};
 use courier_push::callbacks::{
@@ -78,15 +78,15 @@ pub fn receive<S: Sql + ?Sized>(
     body: &[u8],
     now: i64,
 ) -> Result<Reply, Error> {
-    if !matches!(vendor, "hms" | "webpush" | "apns" | "fcm") {
+    let Some(vendor) = Vendor::parse(vendor) else {
         return Err(Error::NotFound(format!("push vendor {vendor}")));
-    }
+    };
     if body.len() > MAX_CALLBACK_BYTES {
         return Err(Error::TooLarge(format!(
             "callback body is over {MAX_CALLBACK_BYTES} bytes"
         )));
     }
-    if vendor == "hms" {
+    if vendor == Vendor::Hms {
         return receive_hms(sql, vendors, header, body, now);
     }
     let secret = vendors
@@ -128,7 +128,7 @@ pub fn receive<S: Sql + ?Sized>(
             ));
         }
         receipts.push(Receipt {
-            vendor,
+            vendor: vendor.as_str(),
             vendor_id: r.vendor_id.as_deref(),
             token: r.token.as_deref(),
             state,
@@ -173,7 +173,7 @@ fn receive_hms<S: Sql + ?Sized>(
         .iter()
         .zip(&details)
         .map(|(r, detail)| Receipt {
-            vendor: "hms",
+            vendor: Vendor::Hms.as_str(),
             vendor_id: r.request_id.as_deref(),
             token: Some(r.token.as_str()),
             state: match r.status {

@@ -9,7 +9,7 @@
 //! (30 minutes); any other refusal → permanent failure, logged and counted. Devices
 //! already served by this run of the job are not notified again on its retry.
 
-use courier_core::{ConvId, Error, MsgId, UserId};
+use courier_core::{ConvId, Error, MsgId, UserId, Vendor};
 use courier_push::oauth::{AccessToken, TokenCache, parse_token_answer};
 use courier_push::token::RegistrationToken;
 use courier_push::webpush::{self, RANDOM_BYTES, Subscription};
@@ -116,7 +116,7 @@ fn authenticate(
     vendors: &Vendors,
     transport: &mut dyn Transport,
     cache: &mut dyn Cache,
-    needed: &[&str],
+    needed: &[Vendor],
     now: i64,
 ) -> Auth {
     let mut auth = Auth {
@@ -126,29 +126,29 @@ fn authenticate(
         fcm_refused: None,
         hms_refused: None,
     };
-    let mut fetch: Vec<(&str, Request<Vec<u8>>)> = Vec::new();
-    if needed.contains(&"fcm")
+    let mut fetch: Vec<(Vendor, Request<Vec<u8>>)> = Vec::new();
+    if needed.contains(&Vendor::Fcm)
         && auth.fcm.get(now).is_none()
         && let Some(fcm) = &vendors.fcm
     {
         match fcm.account.token_request(now) {
-            Ok(req) => fetch.push(("fcm", req)),
+            Ok(req) => fetch.push((Vendor::Fcm, req)),
             Err(e) => auth.fcm_refused = Some(permanent(e)),
         }
     }
-    if needed.contains(&"hms")
+    if needed.contains(&Vendor::Hms)
         && auth.hms.get(now).is_none()
         && let Some(hms) = &vendors.hms
     {
         match hms.credentials.token_request(&hms.oauth_base) {
-            Ok(req) => fetch.push(("hms", req)),
+            Ok(req) => fetch.push((Vendor::Hms, req)),
             Err(e) => auth.hms_refused = Some(permanent(e)),
         }
     }
     if fetch.is_empty() {
         return auth;
     }
-    let (names, requests): (Vec<&str>, Vec<Request<Vec<u8>>>) = fetch.into_iter().unzip();
+    let (names, requests): (Vec<Vendor>, Vec<Request<Vec<u8>>>) = fetch.into_iter().unzip();
     for (name, answer) in names.into_iter().zip(transport.send_all(requests)) {
         let token = match answer {
             Ok(answer) => parse_token_answer(&answer, now),
@@ -156,9 +156,11 @@ fn authenticate(
                 eprintln!("courier: push: {name} token endpoint unreachable: {e}");
             }),
         };
-        let (slot, refused, key) = match name {
-            "fcm" => (&mut auth.fcm, &mut auth.fcm_refused, FCM_TOKEN_KEY),
-            _ => (&mut auth.hms, &mut auth.hms_refused, HMS_TOKEN_KEY),
+        // Only the OAuth vendors fetch tokens.
+        let (slot, refused, key) = if name == Vendor::Fcm {
+            (&mut auth.fcm, &mut auth.fcm_refused, FCM_TOKEN_KEY)
+        } else {
+            (&mut auth.hms, &mut auth.hms_refused, HMS_TOKEN_KEY)
         };
         match token {
             Ok(token) => {
@@ -227,7 +229,7 @@ fn notification(
     })
 }
 
-/// The vendor request for one device.
+/// The vendor request for one device, with the vendor it goes to.
 fn request(
     vendors: &Vendors,
     auth: &mut Auth,
@@ -235,13 +237,19 @@ fn request(
     n: &Notification,
     now: i64,
     random: &mut dyn FnMut() -> u64,
-) -> Result<Request<Vec<u8>>, Outcome> {
+) -> Result<(Vendor, Request<Vec<u8>>), Outcome> {
     let unconfigured = || Outcome::Permanent {
         status: 0,
         reason: format!("push vendor {} is no longer configured", reg.vendor),
     };
-    let result = match reg.vendor.as_str() {
-        "webpush" => {
+    let Some(vendor) = Vendor::parse(&reg.vendor) else {
+        return Err(permanent(courier_push::Error::Config(format!(
+            "vendor {}",
+            reg.vendor
+        ))));
+    };
+    let result = match vendor {
+        Vendor::WebPush => {
             let sender = vendors.webpush.as_ref().ok_or_else(unconfigured)?;
             let keys: serde_json::Value =
                 serde_json::from_str(reg.keys.as_deref().unwrap_or("{}")).unwrap_or_default();
@@ -258,7 +266,7 @@ fn request(
             }
             sub.and_then(|sub| sender.request(&sub, n, now, &bytes))
         }
-        "apns" => {
+        Vendor::Apns => {
             let apns = vendors.apns.as_ref().ok_or_else(unconfigured)?;
             let (token, _) = auth.apns.token(&apns.key, now);
             apns::DeviceToken::parse(&reg.token).and_then(|device| {
@@ -266,7 +274,7 @@ fn request(
                     .request(token, &device, n, apns::PushType::Alert, now)
             })
         }
-        "fcm" => {
+        Vendor::Fcm => {
             let fcm = vendors.fcm.as_ref().ok_or_else(unconfigured)?;
             if let Some(refused) = &auth.fcm_refused {
                 return Err(refused.clone());
@@ -275,7 +283,7 @@ fn request(
             RegistrationToken::parse(&reg.token)
                 .and_then(|token| fcm.client.request(access, &token, n))
         }
-        "hms" => {
+        Vendor::Hms => {
             let hms = vendors.hms.as_ref().ok_or_else(unconfigured)?;
             if let Some(refused) = &auth.hms_refused {
                 return Err(refused.clone());
@@ -284,17 +292,12 @@ fn request(
             RegistrationToken::parse(&reg.token)
                 .and_then(|token| hms.client.request(access, &[token], n))
         }
-        other => {
-            return Err(permanent(courier_push::Error::Config(format!(
-                "vendor {other}"
-            ))));
-        }
     };
-    result.map_err(permanent)
+    result.map(|req| (vendor, req)).map_err(permanent)
 }
 
 /// What the vendor answer means, and the vendor's id of the notification.
-fn classify(vendor: &str, answer: &Response<Vec<u8>>, now: i64) -> (Outcome, Option<String>) {
+fn classify(vendor: Vendor, answer: &Response<Vec<u8>>, now: i64) -> (Outcome, Option<String>) {
     let header = |name: &str| {
         answer
             .headers()
@@ -308,10 +311,10 @@ fn classify(vendor: &str, answer: &Response<Vec<u8>>, now: i64) -> (Outcome, Opt
             .and_then(|j| j.get(name).and_then(|v| v.as_str()).map(str::to_string))
     };
     match vendor {
-        "webpush" => (webpush::classify(answer, now), header("location")),
-        "apns" => (apns::classify(answer, now), header("apns-id")),
-        "fcm" => (fcm::classify(answer, now), field("name")),
-        _ => (hms::classify(answer, now), field("requestId")),
+        Vendor::WebPush => (webpush::classify(answer, now), header("location")),
+        Vendor::Apns => (apns::classify(answer, now), header("apns-id")),
+        Vendor::Fcm => (fcm::classify(answer, now), field("name")),
+        Vendor::Hms => (hms::classify(answer, now), field("requestId")),
     }
 }
 
@@ -401,7 +404,10 @@ fn round<S: Sql + ?Sized>(
             notification,
         });
     }
-    let needed: Vec<&str> = plan.iter().map(|p| p.reg.vendor.as_str()).collect();
+    let needed: Vec<Vendor> = plan
+        .iter()
+        .filter_map(|p| Vendor::parse(&p.reg.vendor))
+        .collect();
     let mut auth = authenticate(vendors, transport, cache, &needed, now);
     let mut outcomes: Vec<Option<(Outcome, Option<String>)>> = Vec::with_capacity(plan.len());
     let mut requests = Vec::new();
@@ -409,9 +415,9 @@ fn round<S: Sql + ?Sized>(
     for (i, p) in plan.iter().enumerate() {
         let n = &work[p.job].notification;
         match request(vendors, &mut auth, &p.reg, n, now, random) {
-            Ok(req) => {
+            Ok((vendor, req)) => {
                 requests.push(req);
-                sent_index.push(i);
+                sent_index.push((i, vendor));
                 outcomes.push(None);
             }
             Err(outcome) => outcomes.push(Some((outcome, None))),
@@ -422,8 +428,7 @@ fn round<S: Sql + ?Sized>(
     }
     let answers = transport.send_all(requests);
     let now = clock();
-    for (i, answer) in sent_index.into_iter().zip(answers) {
-        let vendor = plan[i].reg.vendor.as_str();
+    for ((i, vendor), answer) in sent_index.into_iter().zip(answers) {
         outcomes[i] = Some(match answer {
             Ok(answer) => classify(vendor, &answer, now),
             Err(e) => {
@@ -445,19 +450,22 @@ fn round<S: Sql + ?Sized>(
             }
             Outcome::TokenGone { reason } => ("token_gone", Some(reason.clone())),
             Outcome::RefreshAuth => {
-                match p.reg.vendor.as_str() {
-                    "apns" => {
+                match Vendor::parse(&p.reg.vendor) {
+                    Some(Vendor::Apns) => {
                         auth.apns.invalidate();
                         store_cached::<apns::ProviderToken>(cache, APNS_TOKEN_KEY, None);
                     }
-                    "fcm" => {
+                    Some(Vendor::Fcm) => {
                         auth.fcm.invalidate();
                         store_cached::<AccessToken>(cache, FCM_TOKEN_KEY, None);
                     }
-                    _ => {
+                    Some(Vendor::Hms) => {
                         auth.hms.invalidate();
                         store_cached::<AccessToken>(cache, HMS_TOKEN_KEY, None);
                     }
+                    // VAPID keys are the app's own: nothing to refresh (and Web Push
+                    // answers never ask for it).
+                    Some(Vendor::WebPush) | None => {}
                 }
                 must_retry[p.job] = true;
                 (

@@ -12,7 +12,7 @@ pub mod vendors;
 
 use courier_core::api::{RequestBody, parse_request};
 use courier_core::auth::Identity;
-use courier_core::{Config, DeviceId, Error};
+use courier_core::{Config, DeviceId, Error, Vendor};
 use courier_push::{apns, token::RegistrationToken, webpush};
 use courier_store::Sql;
 use courier_store::push::{self as store, Policy, Registration};
@@ -81,9 +81,9 @@ fn registration(
             req.vendor
         ))),
     };
-    let (token, keys) = match req.vendor.as_str() {
-        "webpush" => {
-            configured(vendors.webpush.is_some())?;
+    let (token, keys) = match Vendor::parse(&req.vendor) {
+        Some(Vendor::WebPush) => {
+            configured(vendors.configured(Vendor::WebPush))?;
             let (Some(endpoint), Some(keys), None) = (&req.endpoint, &req.keys, &req.token) else {
                 return Err(Error::BadRequest(
                     "a webpush registration needs endpoint and keys {p256dh, auth}, no token"
@@ -98,22 +98,20 @@ fn registration(
             let keys = json!({"p256dh": sub.p256dh_base64url(), "auth": sub.auth_base64url()});
             (endpoint.clone(), Some(keys.to_string()))
         }
-        "apns" => {
-            configured(vendors.apns.is_some())?;
+        Some(Vendor::Apns) => {
+            configured(vendors.configured(Vendor::Apns))?;
             let token = apns::DeviceToken::parse(&token_only(&req.token)?)?;
             (token.as_str().to_string(), None)
         }
-        "fcm" | "hms" => {
-            configured(match req.vendor.as_str() {
-                "fcm" => vendors.fcm.is_some(),
-                _ => vendors.hms.is_some(),
-            })?;
+        Some(vendor @ (Vendor::Fcm | Vendor::Hms)) => {
+            configured(vendors.configured(vendor))?;
             let token = RegistrationToken::parse(&token_only(&req.token)?)?;
             (token.as_str().to_string(), None)
         }
-        other => {
+        None => {
             return Err(Error::BadRequest(format!(
-                "unknown push vendor {other:?}: one of webpush, apns, fcm, hms"
+                "unknown push vendor {:?}: one of webpush, apns, fcm, hms",
+                req.vendor
             )));
         }
     };

@@ -3,7 +3,7 @@
 //! key without its subject, a team id without a key) is a configuration error, not a
 //! silently disabled vendor.
 
-use courier_core::Error;
+use courier_core::{Error, Vendor};
 use courier_push::callbacks::{HmsCallbackKey, signature::SigningSecret};
 use courier_push::webpush::{Sender, VapidKey};
 use courier_push::{apns, fcm, hms};
@@ -143,17 +143,22 @@ impl Vendors {
         })
     }
 
+    /// Whether `vendor` is configured (can be registered with and delivered to).
+    pub fn configured(&self, vendor: Vendor) -> bool {
+        match vendor {
+            Vendor::WebPush => self.webpush.is_some(),
+            Vendor::Apns => self.apns.is_some(),
+            Vendor::Fcm => self.fcm.is_some(),
+            Vendor::Hms => self.hms.is_some(),
+        }
+    }
+
     /// The vendor names that can be delivered to.
     pub fn enabled(&self) -> Vec<&'static str> {
-        [
-            ("webpush", self.webpush.is_some()),
-            ("apns", self.apns.is_some()),
-            ("fcm", self.fcm.is_some()),
-            ("hms", self.hms.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| name)
-        .collect()
+        Vendor::ALL
+            .into_iter()
+            .filter(|v| self.configured(*v))
+            .map(Vendor::as_str)
+            .collect()
     }
 }
