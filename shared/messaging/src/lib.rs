@@ -47,11 +47,6 @@ impl Reply {
         Self::with_status(200, body)
     }
 
-    /// 201 with `body`.
-    pub fn created(body: serde_json::Value) -> Self {
-        Self::with_status(201, body)
-    }
-
     /// 204, no body.
     pub fn no_content() -> Self {
         Self::with_status(204, serde_json::Value::Null)
