@@ -9,11 +9,19 @@
 //! (30 minutes); any other refusal → permanent failure, logged and counted. Devices
 //! already served by this run of the job are not notified again on its retry.
 
+//!
+//! # Layout
+//! - `mod.rs`: the drain ([`deliver`]) and its rounds: claim, plan, send, settle.
+//! - `auth.rs`: vendor access tokens for a round (APNs provider token, FCM and HMS
+//!   OAuth), cached across instances.
+//! - `vendor.rs`: one device's vendor request, and what the vendor's answer means.
+
+mod auth;
+mod vendor;
+
 use courier_core::{ConvId, Error, MsgId, UserId, Vendor};
-use courier_push::oauth::{AccessToken, TokenCache, parse_token_answer};
-use courier_push::token::RegistrationToken;
-use courier_push::webpush::{self, RANDOM_BYTES, Subscription};
-use courier_push::{Notification, Outcome, Preview, apns, fcm, hms};
+use courier_push::oauth::AccessToken;
+use courier_push::{Notification, Outcome, Preview, apns};
 use courier_store::jobs::{self, Claimed};
 use courier_store::push::{
     self as store, Delivery, End, Pending, Policy, Registration, Settlement,
@@ -21,6 +29,8 @@ use courier_store::push::{
 use courier_store::{Sql, StoreError};
 use http::{Request, Response};
 
+use self::auth::{APNS_TOKEN_KEY, FCM_TOKEN_KEY, HMS_TOKEN_KEY, authenticate, store_cached};
+use self::vendor::{classify, request};
 use super::Vendors;
 use crate::errors::from_store;
 
@@ -38,10 +48,6 @@ pub trait Cache {
     fn get(&mut self, key: &str) -> Option<String>;
     fn set(&mut self, key: &str, value: &str);
 }
-
-const APNS_TOKEN_KEY: &str = "push:apns:provider-token";
-const FCM_TOKEN_KEY: &str = "push:fcm:access-token";
-const HMS_TOKEN_KEY: &str = "push:hms:access-token";
 
 /// How a delivery drain runs.
 #[derive(Debug, Clone)]
@@ -89,97 +95,6 @@ pub struct PushReport {
     pub remaining: u64,
 }
 
-/// Vendor access tokens for one round, read from and written back to the cache.
-struct Auth {
-    apns: apns::ProviderTokenCache,
-    fcm: TokenCache,
-    hms: TokenCache,
-    /// Outcomes for vendors whose token could not be had this round.
-    fcm_refused: Option<Outcome>,
-    hms_refused: Option<Outcome>,
-}
-
-fn cached<T: serde::de::DeserializeOwned>(cache: &mut dyn Cache, key: &str) -> Option<T> {
-    cache.get(key).and_then(|v| serde_json::from_str(&v).ok())
-}
-
-fn store_cached<T: serde::Serialize>(cache: &mut dyn Cache, key: &str, value: Option<&T>) {
-    let text = value
-        .and_then(|v| serde_json::to_string(v).ok())
-        .unwrap_or_default();
-    cache.set(key, &text);
-}
-
-/// Makes sure the OAuth vendors in `needed` have access tokens, fetching missing
-/// ones (all at once).
-fn authenticate(
-    vendors: &Vendors,
-    transport: &mut dyn Transport,
-    cache: &mut dyn Cache,
-    needed: &[Vendor],
-    now: i64,
-) -> Auth {
-    let mut auth = Auth {
-        apns: apns::ProviderTokenCache::with(cached(cache, APNS_TOKEN_KEY)),
-        fcm: TokenCache::with(cached::<AccessToken>(cache, FCM_TOKEN_KEY)),
-        hms: TokenCache::with(cached::<AccessToken>(cache, HMS_TOKEN_KEY)),
-        fcm_refused: None,
-        hms_refused: None,
-    };
-    let mut fetch: Vec<(Vendor, Request<Vec<u8>>)> = Vec::new();
-    if needed.contains(&Vendor::Fcm)
-        && auth.fcm.get(now).is_none()
-        && let Some(fcm) = &vendors.fcm
-    {
-        match fcm.account.token_request(now) {
-            Ok(req) => fetch.push((Vendor::Fcm, req)),
-            Err(e) => auth.fcm_refused = Some(permanent(e)),
-        }
-    }
-    if needed.contains(&Vendor::Hms)
-        && auth.hms.get(now).is_none()
-        && let Some(hms) = &vendors.hms
-    {
-        match hms.credentials.token_request(&hms.oauth_base) {
-            Ok(req) => fetch.push((Vendor::Hms, req)),
-            Err(e) => auth.hms_refused = Some(permanent(e)),
-        }
-    }
-    if fetch.is_empty() {
-        return auth;
-    }
-    let (names, requests): (Vec<Vendor>, Vec<Request<Vec<u8>>>) = fetch.into_iter().unzip();
-    for (name, answer) in names.into_iter().zip(transport.send_all(requests)) {
-        let token = match answer {
-            Ok(answer) => parse_token_answer(&answer, now),
-            Err(e) => Err(Outcome::Retry { after_ms: None }).inspect_err(|_| {
-                eprintln!("courier: push: {name} token endpoint unreachable: {e}");
-            }),
-        };
-        // Only the OAuth vendors fetch tokens.
-        let (slot, refused, key) = if name == Vendor::Fcm {
-            (&mut auth.fcm, &mut auth.fcm_refused, FCM_TOKEN_KEY)
-        } else {
-            (&mut auth.hms, &mut auth.hms_refused, HMS_TOKEN_KEY)
-        };
-        match token {
-            Ok(token) => {
-                slot.store(token);
-                store_cached(cache, key, slot.current());
-            }
-            Err(outcome) => *refused = Some(outcome),
-        }
-    }
-    auth
-}
-
-fn permanent(e: courier_push::Error) -> Outcome {
-    Outcome::Permanent {
-        status: 0,
-        reason: e.to_string(),
-    }
-}
-
 /// One planned request: which job and device it serves.
 struct Planned {
     job: usize,
@@ -192,6 +107,7 @@ struct Work {
     pending: Pending,
     notification: Notification,
 }
+
 /// The notification a pending push makes.
 fn notification(
     sql: &(impl Sql + ?Sized),
@@ -227,95 +143,6 @@ fn notification(
         msg_id: MsgId::parse(&trigger.msg_id)?,
         preview,
     })
-}
-
-/// The vendor request for one device, with the vendor it goes to.
-fn request(
-    vendors: &Vendors,
-    auth: &mut Auth,
-    reg: &Registration,
-    n: &Notification,
-    now: i64,
-    random: &mut dyn FnMut() -> u64,
-) -> Result<(Vendor, Request<Vec<u8>>), Outcome> {
-    let unconfigured = || Outcome::Permanent {
-        status: 0,
-        reason: format!("push vendor {} is no longer configured", reg.vendor),
-    };
-    let Some(vendor) = Vendor::parse(&reg.vendor) else {
-        return Err(permanent(courier_push::Error::Config(format!(
-            "vendor {}",
-            reg.vendor
-        ))));
-    };
-    let result = match vendor {
-        Vendor::WebPush => {
-            let sender = vendors.webpush.as_ref().ok_or_else(unconfigured)?;
-            let keys: serde_json::Value =
-                serde_json::from_str(reg.keys.as_deref().unwrap_or("{}")).unwrap_or_default();
-            let key = |name: &str| keys.get(name).and_then(|v| v.as_str()).unwrap_or_default();
-            let sub = if vendors.allow_http {
-                Subscription::parse_allowing_http(&reg.token, key("p256dh"), key("auth"))
-            } else {
-                Subscription::parse(&reg.token, key("p256dh"), key("auth"))
-            };
-            let mut bytes = [0u8; RANDOM_BYTES];
-            for chunk in bytes.chunks_mut(8) {
-                let word = random().to_le_bytes();
-                chunk.copy_from_slice(&word[..chunk.len()]);
-            }
-            sub.and_then(|sub| sender.request(&sub, n, now, &bytes))
-        }
-        Vendor::Apns => {
-            let apns = vendors.apns.as_ref().ok_or_else(unconfigured)?;
-            let (token, _) = auth.apns.token(&apns.key, now);
-            apns::DeviceToken::parse(&reg.token).and_then(|device| {
-                apns.client
-                    .request(token, &device, n, apns::PushType::Alert, now)
-            })
-        }
-        Vendor::Fcm => {
-            let fcm = vendors.fcm.as_ref().ok_or_else(unconfigured)?;
-            if let Some(refused) = &auth.fcm_refused {
-                return Err(refused.clone());
-            }
-            let access = auth.fcm.get(now).ok_or(Outcome::RefreshAuth)?;
-            RegistrationToken::parse(&reg.token)
-                .and_then(|token| fcm.client.request(access, &token, n))
-        }
-        Vendor::Hms => {
-            let hms = vendors.hms.as_ref().ok_or_else(unconfigured)?;
-            if let Some(refused) = &auth.hms_refused {
-                return Err(refused.clone());
-            }
-            let access = auth.hms.get(now).ok_or(Outcome::RefreshAuth)?;
-            RegistrationToken::parse(&reg.token)
-                .and_then(|token| hms.client.request(access, &[token], n))
-        }
-    };
-    result.map(|req| (vendor, req)).map_err(permanent)
-}
-
-/// What the vendor answer means, and the vendor's id of the notification.
-fn classify(vendor: Vendor, answer: &Response<Vec<u8>>, now: i64) -> (Outcome, Option<String>) {
-    let header = |name: &str| {
-        answer
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let field = |name: &str| {
-        serde_json::from_slice::<serde_json::Value>(answer.body())
-            .ok()
-            .and_then(|j| j.get(name).and_then(|v| v.as_str()).map(str::to_string))
-    };
-    match vendor {
-        Vendor::WebPush => (webpush::classify(answer, now), header("location")),
-        Vendor::Apns => (apns::classify(answer, now), header("apns-id")),
-        Vendor::Fcm => (fcm::classify(answer, now), field("name")),
-        Vendor::Hms => (hms::classify(answer, now), field("requestId")),
-    }
 }
 
 /// Runs due push jobs until none are due or the budget is spent.
