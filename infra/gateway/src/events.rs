@@ -1,5 +1,5 @@
 //! Event streams held by the gateway: a `GET /v1/stream` waits with no WebAssembly
-//! instance, like a parked long-poll (`parking.rs`), and the `sync` component still
+//! instance, like a parked long-poll (`parking/`), and the `sync` component still
 //! writes every event the client sees.
 //!
 //! # The exchange with the `sync` component

@@ -109,7 +109,7 @@ impl App {
     }
 
     /// Offers to park a `GET /v1/sync` that may wait, or a `GET /v1/stream` (see
-    /// `parking.rs`): marks the request, and keeps what the answering runs need.
+    /// `parking/`): marks the request, and keeps what the answering runs need.
     fn park_offer<B>(&self, req: &mut Request<B>) -> Option<ParkOffer> {
         let parking = self.parking.as_ref()?;
         if req.method() != Method::GET {

@@ -53,7 +53,7 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Instances that may run at once (the pooling allocator's size).
     pub max_instances: u32,
-    /// Long-polls parked at once (see `parking.rs`); 0 turns parking off.
+    /// Long-polls parked at once (see `parking/`); 0 turns parking off.
     pub max_parked: usize,
     /// How long a connection may take to send a request head (and how long a
     /// keep-alive connection may sit idle before its next one).
@@ -93,7 +93,7 @@ pub struct App {
     pub faults: Option<Arc<crate::faults::Faults>>,
     /// Wakes the queue drainer (see `drainer.rs`).
     pub poke: crate::drainer::Poke,
-    /// Parked long-polls (see `parking.rs`), if the app has a sync route and an
+    /// Parked long-polls (see `parking/`), if the app has a sync route and an
     /// internal secret, and `--max-parked` is not 0.
     pub parking: Option<Arc<Parking>>,
     /// The PostgreSQL server parked polls listen to, when the store is PostgreSQL.

@@ -29,7 +29,7 @@ pub struct SqliteConnection {
     writer: Arc<Mutex<()>>,
     write_guard: Option<OwnedMutexGuard<()>>,
     /// `users` rows updated by the open transaction: parked polls to wake when it
-    /// commits (see `parking.rs`).
+    /// commits (see `parking/`).
     moved: Vec<i64>,
 }
 

@@ -66,7 +66,7 @@ impl Pool {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(128);
-        // What parked long-polls wake on (see `parking.rs`): the `users` rows a
+        // What parked long-polls wake on (see `parking/`): the `users` rows a
         // statement updated (each user's `head_seq`), and whether it rolled back. The
         // hooks run on the thread that runs the statement; `observed` collects.
         conn.update_hook(Some(

@@ -27,13 +27,26 @@
 //! sees it). A lost wake (the listener reconnecting, say) only delays the answer to the
 //! deadline; every parked poll is woken when the listener comes back, and the answer
 //! is always read from the store.
+//!
+//! # Layout
+//! - `mod.rs`: the parked polls ([`Parking`]): registration, waiting, waking, metrics.
+//! - `source.rs`: where heads are read and wakes come from (SQLite's update hook, or
+//!   PostgreSQL's `LISTEN` session, [`listen`]).
+//! - `query.rs`: the sync query's `wait` and `after`, and a parked poll's deadline.
+
+mod query;
+mod source;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Notify;
+
+pub use self::query::{after, deadline, wait_secs, without_wait};
+pub use self::source::listen;
+use self::source::{PgListener, Source};
 
 use crate::host::sqlite::pool::Pool;
 
@@ -47,10 +60,6 @@ pub const SYNC_PATH: &str = "/v1/sync";
 pub const STREAM_PATH: &str = "/v1/stream";
 /// The PostgreSQL channel the schema's trigger notifies.
 pub const CHANNEL: &str = "courier_wake";
-/// A parked poll is answered this long before `wait` would reach the platform's 30 s
-/// request limit, as the component's own loop does.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
-const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
 /// How a parked poll ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,18 +77,6 @@ pub enum Woken {
 pub enum Refused {
     /// `--max-parked` polls are parked already.
     Full,
-}
-
-/// Where heads are read and wakes come from.
-enum Source {
-    Sqlite(Arc<Pool>),
-    Postgres(PgListener),
-}
-
-/// The PostgreSQL session that listens, shared with head reads.
-#[derive(Default)]
-struct PgListener {
-    client: tokio::sync::RwLock<Option<tokio_postgres::Client>>,
 }
 
 struct Slot {
@@ -234,39 +231,6 @@ impl Parking {
             state.by_rowid.insert(rowid, uid.to_string());
         }
     }
-
-    /// The user's head (and, on SQLite, the rowid of their `users` row); `None` for
-    /// no such user.
-    async fn head(&self, uid: &str) -> anyhow::Result<Option<(i64, Option<i64>)>> {
-        match &self.source {
-            Source::Sqlite(pool) => {
-                let conn = pool.checkout()?;
-                // A read in WAL mode never waits for a lock.
-                let row = conn.query_row(
-                    "SELECT head_seq, rowid FROM users WHERE uid = ?",
-                    [uid],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-                );
-                pool.checkin(conn);
-                match row {
-                    Ok((head, rowid)) => Ok(Some((head, Some(rowid)))),
-                    Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Source::Postgres(listener) => {
-                let client = listener.client.read().await;
-                let Some(client) = client.as_ref() else {
-                    anyhow::bail!("the wake listener is not connected");
-                };
-                let row = client
-                    .query_opt("SELECT head_seq FROM users WHERE uid = $1", &[&uid])
-                    .await?;
-                Ok(row.map(|r| (r.get::<_, i64>(0), None)))
-            }
-        }
-    }
-
     /// Wakes the parked polls of these SQLite `users` rows (committed updates).
     pub fn moved_rowids(&self, rowids: &[i64]) {
         let state = self.lock();
@@ -389,110 +353,11 @@ impl Drop for StreamOpen<'_> {
     }
 }
 
-/// The deadline of a parked poll that arrived at `started` asking to wait `wait_secs`.
-pub fn deadline(started: Instant, wait_secs: u64) -> Instant {
-    started + Duration::from_secs(wait_secs).min(REQUEST_LIMIT - DEADLINE_MARGIN)
-}
-
-/// `wait` of a sync query string, if it asks to wait (`wait=<1..>`).
-pub fn wait_secs(query: &str) -> Option<u64> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("wait="))
-        .next_back()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&w| w > 0)
-}
-
-/// `after` of a sync query string (0 when absent).
-pub fn after(query: &str) -> i64 {
-    query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("after="))
-        .next_back()
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0)
-}
-
-/// The query string with `wait=0`, for the answering run.
-pub fn without_wait(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("wait="))
-        .chain(std::iter::once("wait=0"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Keeps a `LISTEN courier_wake` session to `config` open, handing its notifications to
-/// `parking`, reconnecting with backoff. Runs until the process ends.
-pub async fn listen(parking: Arc<Parking>, config: tokio_postgres::Config) {
-    let Source::Postgres(listener) = &parking.source else {
-        return;
-    };
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match config.connect(tokio_postgres::NoTls).await {
-            Ok((client, mut connection)) => {
-                let woken = Arc::clone(&parking);
-                let driver = tokio::spawn(async move {
-                    loop {
-                        let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-                        match message {
-                            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                woken.moved_uids(n.payload().split(','));
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "wake listener: connection failed");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                });
-                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                    Ok(()) => {
-                        *listener.client.write().await = Some(client);
-                        tracing::info!("wake listener: listening on PostgreSQL");
-                        backoff = Duration::from_millis(100);
-                        // Wakes sent while no session listened are lost: look again.
-                        parking.wake_all();
-                        let _ = driver.await;
-                        *listener.client.write().await = None;
-                        parking.wake_all();
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "wake listener: LISTEN failed");
-                        driver.abort();
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "wake listener: cannot connect"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn query_helpers_read_wait_and_after_and_drop_wait() {
-        assert_eq!(wait_secs("after=3&wait=25"), Some(25));
-        assert_eq!(wait_secs("wait=0"), None);
-        assert_eq!(wait_secs("after=3"), None);
-        assert_eq!(wait_secs("wait=x"), None);
-        assert_eq!(after("after=3&wait=25"), 3);
-        assert_eq!(after("wait=25"), 0);
-        assert_eq!(
-            without_wait("after=3&wait=25&limit=10"),
-            "after=3&limit=10&wait=0"
-        );
-        assert_eq!(without_wait(""), "wait=0");
-    }
+    use super::*;
 
     #[tokio::test]
     async fn a_parked_poll_wakes_on_its_user_and_frees_its_slot() {
