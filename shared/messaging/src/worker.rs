@@ -42,7 +42,7 @@ impl DeliveryLane {
             DeliveryLane::Push => push::due_count(sql, now),
             DeliveryLane::Webhooks => courier_store::webhooks::due_count(sql, now),
         };
-        due.is_err() || due.is_ok_and(|n| n > 0)
+        due.map_or(true, |n| n > 0)
     }
 }
 

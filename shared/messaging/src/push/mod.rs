@@ -60,16 +60,6 @@ fn registration(
     device: &DeviceId,
     req: RegisterRequest,
 ) -> Result<Registration, Error> {
-    let configured = |on: bool| {
-        if on {
-            Ok(())
-        } else {
-            Err(Error::BadRequest(format!(
-                "push vendor {} is not configured on this server",
-                req.vendor
-            )))
-        }
-    };
     let token_only = |token: &Option<String>| match (token, &req.endpoint, &req.keys) {
         (Some(token), None, None) => Ok(token.clone()),
         (None, _, _) => Err(Error::BadRequest(format!(
@@ -81,9 +71,16 @@ fn registration(
             req.vendor
         ))),
     };
-    let (token, keys) = match Vendor::parse(&req.vendor) {
+    let vendor = Vendor::parse(&req.vendor);
+    if let Some(vendor) = vendor
+        && !vendors.configured(vendor)
+    {
+        return Err(Error::BadRequest(format!(
+            "push vendor {vendor} is not configured on this server"
+        )));
+    }
+    let (token, keys) = match vendor {
         Some(Vendor::WebPush) => {
-            configured(vendors.configured(Vendor::WebPush))?;
             let (Some(endpoint), Some(keys), None) = (&req.endpoint, &req.keys, &req.token) else {
                 return Err(Error::BadRequest(
                     "a webpush registration needs endpoint and keys {p256dh, auth}, no token"
@@ -99,12 +96,10 @@ fn registration(
             (endpoint.clone(), Some(keys.to_string()))
         }
         Some(Vendor::Apns) => {
-            configured(vendors.configured(Vendor::Apns))?;
             let token = apns::DeviceToken::parse(&token_only(&req.token)?)?;
             (token.as_str().to_string(), None)
         }
-        Some(vendor @ (Vendor::Fcm | Vendor::Hms)) => {
-            configured(vendors.configured(vendor))?;
+        Some(Vendor::Fcm | Vendor::Hms) => {
             let token = RegistrationToken::parse(&token_only(&req.token)?)?;
             (token.as_str().to_string(), None)
         }

@@ -95,10 +95,12 @@ pub struct PushReport {
     pub remaining: u64,
 }
 
-/// One planned request: which job and device it serves.
+/// One planned request: which job and device it serves, and the device's vendor
+/// (`None`: a stored name no vendor has).
 struct Planned {
     job: usize,
     reg: Registration,
+    vendor: Option<Vendor>,
 }
 
 /// A claimed job with what it found.
@@ -222,6 +224,7 @@ fn round<S: Sql + ?Sized>(
                 plan.push(Planned {
                     job: work.len(),
                     reg: reg.clone(),
+                    vendor: Vendor::parse(&reg.vendor),
                 });
             }
         }
@@ -231,17 +234,14 @@ fn round<S: Sql + ?Sized>(
             notification,
         });
     }
-    let needed: Vec<Vendor> = plan
-        .iter()
-        .filter_map(|p| Vendor::parse(&p.reg.vendor))
-        .collect();
+    let needed: Vec<Vendor> = plan.iter().filter_map(|p| p.vendor).collect();
     let mut auth = authenticate(vendors, transport, cache, &needed, now);
     let mut outcomes: Vec<Option<(Outcome, Option<String>)>> = Vec::with_capacity(plan.len());
     let mut requests = Vec::new();
     let mut sent_index = Vec::new();
     for (i, p) in plan.iter().enumerate() {
         let n = &work[p.job].notification;
-        match request(vendors, &mut auth, &p.reg, n, now, random) {
+        match request(vendors, &mut auth, p.vendor, &p.reg, n, now, random) {
             Ok((vendor, req)) => {
                 requests.push(req);
                 sent_index.push((i, vendor));
@@ -277,7 +277,7 @@ fn round<S: Sql + ?Sized>(
             }
             Outcome::TokenGone { reason } => ("token_gone", Some(reason.clone())),
             Outcome::RefreshAuth => {
-                match Vendor::parse(&p.reg.vendor) {
+                match p.vendor {
                     Some(Vendor::Apns) => {
                         auth.apns.invalidate();
                         store_cached::<apns::ProviderToken>(cache, APNS_TOKEN_KEY, None);

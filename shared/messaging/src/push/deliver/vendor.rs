@@ -18,10 +18,12 @@ pub(super) fn permanent(e: courier_push::Error) -> Outcome {
     }
 }
 
-/// The vendor request for one device, with the vendor it goes to.
+/// The vendor request for one device (`vendor`: its registration's, parsed), with the
+/// vendor it goes to.
 pub(super) fn request(
     vendors: &Vendors,
     auth: &mut Auth,
+    vendor: Option<Vendor>,
     reg: &Registration,
     n: &Notification,
     now: i64,
@@ -31,7 +33,7 @@ pub(super) fn request(
         status: 0,
         reason: format!("push vendor {} is no longer configured", reg.vendor),
     };
-    let Some(vendor) = Vendor::parse(&reg.vendor) else {
+    let Some(vendor) = vendor else {
         return Err(permanent(courier_push::Error::Config(format!(
             "vendor {}",
             reg.vendor
