@@ -15,7 +15,9 @@
 //! - [`recall`]: `POST /v1/messages/{id}/recall`.
 //! - [`push`]: device registration, vendor callbacks, push delivery.
 //! - [`webhooks`]: webhook subscriptions (admin) and the delivery of their events.
-//! - [`worker`]: `POST /internal/drain` — lanes, slices, retries, dead letters.
+//! - [`queue`]: the engine of every lane's drain — the budget, retry delays and dead
+//!   letters, stepped jobs.
+//! - [`worker`]: `POST /internal/drain` — lanes and shares, the jobs it runs.
 //! - [`health`]: the store check of `GET /healthz`.
 
 pub mod ack;
@@ -24,6 +26,7 @@ pub mod entries;
 pub mod errors;
 pub mod health;
 pub mod push;
+pub mod queue;
 pub mod reads;
 pub mod recall;
 pub mod receipts;

@@ -12,6 +12,7 @@ use courier_store::jobs::{self, Claimed, Lane};
 use courier_store::{Sql, StoreError, fanout, messages, push, recall, receipts, retention};
 
 use crate::errors::from_store;
+use crate::queue::{self, Drain, Failed, Ran, Step, run_stepped};
 
 /// What the retention job purges and how often (see [`DrainConfig::retention`]).
 pub use courier_store::retention::Policy as RetentionPolicy;
@@ -108,13 +109,6 @@ pub struct DrainReport {
     pub completed: Vec<(String, String)>,
 }
 
-/// The outcome of running one claimed job.
-enum Ran {
-    Finished,
-    Yielded,
-    LeaseLost,
-}
-
 /// Runs due jobs until none are due or the budget is spent.
 pub fn drain<S: Sql + ?Sized>(
     sql: &S,
@@ -122,22 +116,22 @@ pub fn drain<S: Sql + ?Sized>(
     clock: &dyn Fn() -> i64,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<DrainReport, Error> {
-    let started = clock();
-    let lease = format!("w{:016x}", random());
+    let drain = Drain::start('w', config.budget_ms, clock, random);
     let mut report = DrainReport::default();
     if config.retention.is_some() {
-        retention::schedule(sql, started).map_err(from_store)?;
+        retention::schedule(sql, drain.started()).map_err(from_store)?;
     }
-    loop {
+    drain.rounds(|| {
         let mut ran = 0;
         for lane in Lane::ALL {
             let now = clock();
+            let share = config.shares[lane as usize];
             let claimed = jobs::claim(
                 sql,
                 lane,
-                config.shares[lane as usize],
+                share,
                 config.key_cap,
-                &lease,
+                drain.lease(),
                 config.lease_ms,
                 now,
             )
@@ -153,47 +147,27 @@ pub fn drain<S: Sql + ?Sized>(
                     }
                     Ok(Ran::Yielded) | Ok(Ran::LeaseLost) => {}
                     Err(e) => {
-                        let now = clock();
-                        let jitter = (random() % 1000) as f64 / 1000.0;
-                        let retry_at = now + jobs::backoff_ms(job.attempts, jitter);
-                        let dead =
-                            jobs::fail(sql, &job, &e.to_string(), retry_at, config.hold_ms, now)
-                                .map_err(from_store)?;
-                        if dead {
-                            eprintln!(
-                                "courier: job {} dead-lettered after {} attempts: {e}",
-                                job.id, job.attempts
-                            );
-                            report.dead_lettered += 1;
-                        } else {
-                            eprintln!(
-                                "courier: job {} failed (attempt {}), retrying: {e}",
-                                job.id, job.attempts
-                            );
-                            report.retried += 1;
+                        let wait = queue::retry_wait(job.attempts, None, random);
+                        let why = e.to_string();
+                        match queue::fail(sql, "job", &job, &why, wait, config.hold_ms, clock())? {
+                            Failed::DeadLettered => report.dead_lettered += 1,
+                            Failed::Retried => report.retried += 1,
                         }
                     }
                 }
             }
         }
-        if ran == 0 || clock() - started >= config.budget_ms {
-            break;
-        }
-    }
+        Ok(ran)
+    })?;
     let now = clock();
     report.remaining = jobs::due_count(sql, now).map_err(from_store)? as u64;
     report.dead = jobs::dead_count(sql).map_err(from_store)? as u64;
     Ok(report)
 }
 
-/// Gives the lease back after a slice, keeping the progress, so the job runs again
-/// at once (behind the other due work).
-fn yield_job<S: Sql + ?Sized>(sql: &S, job: &Claimed, now: i64) -> Result<Ran, StoreError> {
-    match jobs::advance(sql, job, &job.payload, Some(now)) {
-        Ok(()) => Ok(Ran::Yielded),
-        Err(StoreError::LeaseLost) => Ok(Ran::LeaseLost),
-        Err(e) => Err(e),
-    }
+/// A stepped job's progress as its payload.
+fn progress<T: serde::Serialize>(progress: &T) -> Result<String, StoreError> {
+    serde_json::to_string(progress).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn run<S: Sql + ?Sized>(
@@ -204,72 +178,38 @@ fn run<S: Sql + ?Sized>(
 ) -> Result<Ran, StoreError> {
     let slice_end = clock() + config.slice_ms;
     match job.kind.as_str() {
-        fanout::KIND => {
-            let mut job = job.clone();
-            loop {
-                let (step, progress) =
-                    fanout::step(sql, &job, config.chunk, &config.push, clock())?;
-                match step {
-                    fanout::Step::Done => return Ok(Ran::Finished),
-                    fanout::Step::LeaseLost => return Ok(Ran::LeaseLost),
-                    fanout::Step::Wrote => {
-                        job.payload = serde_json::to_string(&progress)
-                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                        if clock() >= slice_end {
-                            return yield_job(sql, &job, clock());
-                        }
-                    }
-                }
-            }
-        }
-        recall::KIND => {
-            let mut job = job.clone();
-            loop {
-                match recall::step(sql, &job, config.chunk, clock())? {
-                    recall::Step::LeaseLost => return Ok(Ran::LeaseLost),
-                    recall::Step::Done => return Ok(Ran::Finished),
-                    recall::Step::More { payload } => {
-                        job.payload = payload;
-                        if clock() >= slice_end {
-                            return yield_job(sql, &job, clock());
-                        }
-                    }
-                }
-            }
-        }
+        fanout::KIND => run_stepped(sql, job, slice_end, clock, |job| {
+            let (step, done) = fanout::step(sql, job, config.chunk, &config.push, clock())?;
+            Ok(match step {
+                fanout::Step::Done => Step::Done,
+                fanout::Step::LeaseLost => Step::LeaseLost,
+                fanout::Step::Wrote => Step::More {
+                    payload: progress(&done)?,
+                },
+            })
+        }),
+        recall::KIND => run_stepped(sql, job, slice_end, clock, |job| {
+            Ok(match recall::step(sql, job, config.chunk, clock())? {
+                recall::Step::LeaseLost => Step::LeaseLost,
+                recall::Step::Done => Step::Done,
+                recall::Step::More { payload } => Step::More { payload },
+            })
+        }),
         retention::KIND => {
             let policy = config.retention.unwrap_or_default();
-            let mut job = job.clone();
-            loop {
-                let (step, progress) = retention::step(sql, &job, &policy, clock())?;
-                match step {
-                    retention::Step::LeaseLost => return Ok(Ran::LeaseLost),
+            run_stepped(sql, job, slice_end, clock, |job| {
+                let (step, done) = retention::step(sql, job, &policy, clock())?;
+                Ok(match step {
+                    retention::Step::LeaseLost => Step::LeaseLost,
                     retention::Step::Done => {
-                        let n = progress.purged;
-                        if n != retention::Counts::default() {
-                            eprintln!(
-                                "courier: retention purged {} entries, {} conversations, {} messages, \
-                                 {} receipts, {} push deliveries, {} dead jobs",
-                                n.entries,
-                                n.conversations,
-                                n.messages,
-                                n.receipts,
-                                n.deliveries,
-                                n.dead_jobs
-                            );
-                        }
-                        return Ok(Ran::Finished);
+                        log_purged(&done.purged);
+                        Step::Done
                     }
-                    retention::Step::More => {
-                        job.payload = serde_json::to_string(&progress)
-                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                        if clock() >= slice_end {
-                            jobs::advance(sql, &job, &job.payload, Some(clock()))?;
-                            return Ok(Ran::Yielded);
-                        }
-                    }
-                }
-            }
+                    retention::Step::More => Step::More {
+                        payload: progress(&done)?,
+                    },
+                })
+            })
         }
         messages::RETRY_KIND => match messages::run_retry(sql, job, &config.push, clock())? {
             true => Ok(Ran::Finished),
@@ -280,6 +220,17 @@ fn run<S: Sql + ?Sized>(
             Some(_) => Ok(Ran::Finished),
         },
         other => Err(StoreError::Invalid(format!("unknown job kind {other}"))),
+    }
+}
+
+/// Logs what a finished retention pass purged, if anything.
+fn log_purged(n: &retention::Counts) {
+    if *n != retention::Counts::default() {
+        eprintln!(
+            "courier: retention purged {} entries, {} conversations, {} messages, \
+             {} receipts, {} push deliveries, {} dead jobs",
+            n.entries, n.conversations, n.messages, n.receipts, n.deliveries, n.dead_jobs
+        );
     }
 }
 

@@ -349,12 +349,3 @@ pub fn dead_count<S: Sql + ?Sized>(sql: &S) -> Result<i64, StoreError> {
         .query_i64("SELECT count(*) FROM jobs WHERE state = 'dead'", &[])?
         .unwrap_or(0))
 }
-
-/// Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 minutes, then a
-/// random 0–50 % added (`jitter` in 0..=1) so retries of many jobs spread out.
-pub fn backoff_ms(attempts: i64, jitter: f64) -> i64 {
-    let base = 1000i64
-        .saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1))
-        .min(300_000);
-    base + (base as f64 * 0.5 * jitter.clamp(0.0, 1.0)) as i64
-}

@@ -27,6 +27,7 @@ use http::{Request, Response};
 
 use crate::errors::from_store;
 pub use crate::push::deliver::Transport;
+use crate::queue::{self, Drain, Failed};
 
 /// The event type header.
 pub const EVENT_HEADER: &str = "X-Courier-Event";
@@ -107,14 +108,11 @@ fn request(
         .map_err(|e| format!("request: {e}"))
 }
 
-/// How long a failed delivery waits: the backoff, or longer if the subscriber asked.
-fn retry_wait(job: &Claimed, answer: Option<&Response<Vec<u8>>>, jitter: f64, now: i64) -> i64 {
-    let backoff = jobs::backoff_ms(job.attempts, jitter);
-    let asked = answer
+/// The wait a failed delivery's subscriber asked for: a 429's or 503's `Retry-After`.
+fn asked_ms(answer: Option<&Response<Vec<u8>>>, now: i64) -> Option<u64> {
+    answer
         .filter(|a| matches!(a.status().as_u16(), 429 | 503))
         .and_then(|a| courier_push::outcome::retry_after_ms(a.headers(), now))
-        .map_or(0, |ms| ms.min(i64::MAX as u64) as i64);
-    backoff.max(asked)
 }
 
 /// Runs due deliveries until none are due or the budget is spent.
@@ -130,21 +128,20 @@ pub fn deliver<S: Sql + ?Sized>(
     clock: &dyn Fn() -> i64,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<WebhookReport, Error> {
-    let started = clock();
-    let lease = format!("h{:016x}", random());
+    let drain = Drain::start('h', config.budget_ms, clock, random);
     let mut report = WebhookReport::default();
-    while clock() - started < config.budget_ms {
+    drain.rounds(|| {
         let claimed = store::claim(
             sql,
             config.batch,
             config.per_webhook,
-            &lease,
+            drain.lease(),
             config.lease_ms,
             clock(),
         )
         .map_err(from_store)?;
         if claimed.is_empty() {
-            break;
+            return Ok(0);
         }
         if let Err(e) = round(
             sql,
@@ -162,7 +159,8 @@ pub fn deliver<S: Sql + ?Sized>(
             }
             return Err(e);
         }
-    }
+        Ok(claimed.len())
+    })?;
     report.remaining = store::due_count(sql, clock()).map_err(from_store)? as u64;
     Ok(report)
 }
@@ -195,8 +193,7 @@ fn round<S: Sql + ?Sized>(
                     request,
                 }),
                 Err(why) => {
-                    eprintln!("courier: webhook delivery {} cannot be made: {why}", job.id);
-                    jobs::fail(sql, job, &why, now, 0, now).map_err(from_store)?;
+                    queue::dead_letter(sql, "webhook delivery", job, &why, now)?;
                     report.dead_lettered += 1;
                 }
             },
@@ -219,25 +216,18 @@ fn round<S: Sql + ?Sized>(
             }
             continue;
         };
-        let jitter = (random() % 1000) as f64 / 1000.0;
-        let wait = retry_wait(job, answer.as_ref().ok(), jitter, now);
-        let dead = jobs::fail(
+        let wait = queue::retry_wait(job.attempts, asked_ms(answer.as_ref().ok(), now), random);
+        match queue::fail(
             sql,
+            "webhook delivery",
             job,
             &why,
-            now.saturating_add(wait),
+            wait,
             config.hold_ms,
             now,
-        )
-        .map_err(from_store)?;
-        if dead {
-            eprintln!(
-                "courier: webhook delivery {} dead-lettered after {} attempts: {why}",
-                job.id, job.attempts
-            );
-            report.dead_lettered += 1;
-        } else {
-            report.retried += 1;
+        )? {
+            Failed::DeadLettered => report.dead_lettered += 1,
+            Failed::Retried => report.retried += 1,
         }
     }
     Ok(())

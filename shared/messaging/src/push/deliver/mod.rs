@@ -22,7 +22,7 @@ mod vendor;
 use courier_core::{ConvId, Error, MsgId, UserId, Vendor};
 use courier_push::oauth::AccessToken;
 use courier_push::{Notification, Outcome, Preview, apns};
-use courier_store::jobs::{self, Claimed};
+use courier_store::jobs::Claimed;
 use courier_store::push::{
     self as store, Delivery, End, Pending, Policy, Registration, Settlement,
 };
@@ -33,6 +33,7 @@ use self::auth::{APNS_TOKEN_KEY, FCM_TOKEN_KEY, HMS_TOKEN_KEY, authenticate, sto
 use self::vendor::{classify, request};
 use super::Vendors;
 use crate::errors::from_store;
+use crate::queue::{self, Drain};
 
 /// Sends HTTP requests: the component's outbound HTTP, or a test's client.
 pub trait Transport {
@@ -157,28 +158,27 @@ pub fn deliver<S: Sql + ?Sized>(
     clock: &dyn Fn() -> i64,
     random: &mut dyn FnMut() -> u64,
 ) -> Result<PushReport, Error> {
-    let started = clock();
-    let lease = format!("p{:016x}", random());
+    let drain = Drain::start('p', config.budget_ms, clock, random);
     let mut report = PushReport::default();
-    while clock() - started < config.budget_ms {
-        let now = clock();
-        let claimed =
-            store::claim(sql, config.batch, &lease, config.lease_ms, now).map_err(from_store)?;
-        if claimed.is_empty() {
-            break;
+    drain.rounds(|| {
+        let claimed = store::claim(sql, config.batch, drain.lease(), config.lease_ms, clock())
+            .map_err(from_store)?;
+        let n = claimed.len();
+        if n > 0 {
+            round(
+                sql,
+                vendors,
+                transport,
+                cache,
+                config,
+                claimed,
+                &mut report,
+                clock,
+                random,
+            )?;
         }
-        round(
-            sql,
-            vendors,
-            transport,
-            cache,
-            config,
-            claimed,
-            &mut report,
-            clock,
-            random,
-        )?;
-    }
+        Ok(n)
+    })?;
     report.remaining = store::due_count(sql, clock()).map_err(from_store)? as u64;
     Ok(report)
 }
@@ -205,8 +205,7 @@ fn round<S: Sql + ?Sized>(
             Ok(p) => p,
             Err(StoreError::Invalid(why)) => {
                 // A payload no run can read: never retried, kept dead for inspection.
-                eprintln!("courier: push job {} unreadable: {why}", job.id);
-                jobs::fail(sql, &job, &why, now, 0, now).map_err(from_store)?;
+                queue::dead_letter(sql, "push job", &job, &why, now)?;
                 report.dead_lettered += 1;
                 continue;
             }
@@ -328,9 +327,7 @@ fn round<S: Sql + ?Sized>(
             job: &w.job,
             deliveries: Vec::new(),
             end: if must_retry[i] {
-                let jitter = (random() % 1000) as f64 / 1000.0;
-                let backoff = jobs::backoff_ms(w.job.attempts, jitter);
-                let wait = backoff.max(retry[i].map_or(0, |r| r.min(i64::MAX as u64) as i64));
+                let wait = queue::retry_wait(w.job.attempts, retry[i], random);
                 End::Retry {
                     at: now.saturating_add(wait),
                     hold_ms: config.hold_ms,
