@@ -46,11 +46,13 @@ fn handle(req: &Request) -> Result<Response, Error> {
         return Ok(refused);
     }
     let defaults = DrainConfig::default();
+    let messaging = self::config()?;
     let config = DrainConfig {
         budget_ms: setting("drain_budget_ms", defaults.budget_ms, 0)?,
         key_cap: setting("group_job_concurrency", defaults.key_cap, 1)?,
         chunk: setting("fanout_chunk", defaults.chunk, 1)?,
-        push: courier_messaging::push::policy(&self::config()?),
+        inline_fanout_max: messaging.inline_fanout_max,
+        push: courier_messaging::push::policy(&messaging),
         retention: Some(retention_policy()?),
         ..defaults
     };

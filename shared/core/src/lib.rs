@@ -16,7 +16,11 @@
 //!   stream [`api::Entry`]s and response bodies.
 //! - [`auth`]: HS256 bearer tokens → [`auth::Identity`].
 //! - [`authz`]: who may message, read, see receipts and recall.
-//! - [`streams`]: sync and history pages, acks, device presence.
+//! - [`plan`]: the write flows' decisions over facts — a send's [`plan::SendPlan`],
+//!   inline or queued [`plan::reach`], the queue's [`plan::Lane`]s.
+//! - [`events`]: the `data` of each webhook event.
+//! - [`streams`]: sync pages and their events, the rule that a client's seq stays
+//!   within the head (sync and ack).
 //! - [`ratelimit`]: the token bucket as pure state.
 //! - [`vendor`]: the push [`Vendor`]s by name.
 
@@ -26,7 +30,9 @@ pub mod authz;
 pub mod config;
 pub mod content;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod plan;
 pub mod ratelimit;
 pub mod streams;
 pub mod vendor;

@@ -37,8 +37,7 @@ pub fn recall<S: Sql + ?Sized>(
         config.recall_window_secs,
     )?;
     if decision == RecallDecision::Recall {
-        recall::recall(sql, msg_id.as_str(), config.inline_fanout_max as i64, now)
-            .map_err(from_store)?;
+        recall::recall(sql, msg_id.as_str(), config.inline_fanout_max, now).map_err(from_store)?;
     }
     // A recall past `inline_fanout_max` fans out through the queue; the answer is
     // marked queued whatever the audience (a drain with nothing to do is cheap).

@@ -27,7 +27,6 @@ fn fingerprint(conv: &ConvId, canonical_content: &str) -> String {
 /// Checks who may receive; returns the store's recipients.
 fn authorize<'a, S: Sql + ?Sized>(
     sql: &S,
-    config: &Config,
     caller: &Identity,
     to: &'a Recipient,
 ) -> Result<Recipients<'a>, Error> {
@@ -67,15 +66,12 @@ fn authorize<'a, S: Sql + ?Sized>(
                 known_caller(sql, caller)?;
                 return Err(refused);
             }
-            if size > config.inline_fanout_max as i64 {
-                // Too large to write inline: the sender's stream now, the members
-                // through the group's fan-out job (`accepted`).
-                return Ok(Recipients::LargeGroup {
-                    gid: gid.as_str(),
-                    members: size,
-                });
-            }
-            Ok(Recipients::Group { gid: gid.as_str() })
+            // Written inline or through the queue: the send's plan decides
+            // (`courier_core::plan::send`).
+            Ok(Recipients::Group {
+                gid: gid.as_str(),
+                members: size,
+            })
         }
     }
 }
@@ -115,11 +111,7 @@ fn response(sent: Sent) -> Result<SendResponse, Error> {
         conv: ConvId::read_back(&sent.conv)?,
         seq: Seq::new(sent.seq)?,
         sent_at: sent.sent_at,
-        status: if sent.status == "accepted" {
-            SendStatus::Accepted
-        } else {
-            SendStatus::Sent
-        },
+        status: sent.status,
     })
 }
 
@@ -153,7 +145,7 @@ pub fn send<S: Sql + ?Sized>(
     {
         return reply(200, sent);
     }
-    let recipients = authorize(sql, config, caller, &req.to)?;
+    let recipients = authorize(sql, caller, &req.to)?;
     let msg_id = MsgId::generate(now, random);
     let user_bucket = limiter(config.rate_per_user_per_sec, config.rate_burst, now);
     let org_rate = config.rate_per_org_per_sec;
@@ -177,6 +169,8 @@ pub fn send<S: Sql + ?Sized>(
         to: recipients,
         sent_at: now,
         from_queue: false,
+        accepted_for_fanout: false,
+        inline_fanout_max: config.inline_fanout_max,
         push: crate::push::policy(config),
     };
     let outcome = match messages::send_with(sql, &msg, &limits) {

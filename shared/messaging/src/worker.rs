@@ -69,6 +69,8 @@ pub struct DrainConfig {
     pub hold_ms: i64,
     /// Jobs claimed per round, by lane (high, medium, low).
     pub shares: [usize; 3],
+    /// `inline_fanout_max`, for the sends the worker runs from the queue.
+    pub inline_fanout_max: usize,
     /// When the messages the worker writes push to offline members.
     pub push: push::Policy,
     /// What to purge and how often; `None`: no retention job is scheduled (a
@@ -86,6 +88,7 @@ impl Default for DrainConfig {
             slice_ms: 200,
             hold_ms: 30 * 60 * 1000,
             shares: [32, 8, 2],
+            inline_fanout_max: courier_core::Config::default().inline_fanout_max,
             push: push::Policy::default(),
             retention: None,
         }
@@ -211,10 +214,12 @@ fn run<S: Sql + ?Sized>(
                 })
             })
         }
-        messages::RETRY_KIND => match messages::run_retry(sql, job, &config.push, clock())? {
-            true => Ok(Ran::Finished),
-            false => Ok(Ran::LeaseLost),
-        },
+        messages::RETRY_KIND => {
+            match messages::run_retry(sql, job, config.inline_fanout_max, &config.push, clock())? {
+                true => Ok(Ran::Finished),
+                false => Ok(Ran::LeaseLost),
+            }
+        }
         receipts::KIND => match receipts::run_job(sql, job, clock())? {
             None => Ok(Ran::LeaseLost),
             Some(_) => Ok(Ran::Finished),

@@ -1,4 +1,9 @@
-//! Devices: presence (`last_seen`, refreshed by sync) and per-device acks.
+//! Devices: presence (`last_seen`, refreshed by sync) and per-device acks. The ack
+//! rule: never past the head ([`check_within_head`], as sync's `after`), and never
+//! backwards (the upsert keeps the larger seq).
+
+use courier_core::Seq;
+use courier_core::streams::check_within_head;
 
 use crate::error::StoreError;
 use crate::sql::Sql;
@@ -38,11 +43,9 @@ pub fn ack<S: Sql + ?Sized>(
     now: i64,
 ) -> Result<i64, StoreError> {
     let head = head(sql, uid)?.ok_or_else(|| StoreError::NotFound(format!("user {uid}")))?;
-    if seq > head {
-        return Err(StoreError::Invalid(format!(
-            "seq {seq} is beyond the stream head {head}"
-        )));
-    }
+    let invalid = |e: courier_core::Error| StoreError::Invalid(e.public_message());
+    let within = |n| Seq::new(n).map_err(invalid);
+    check_within_head("seq", within(seq)?, within(head)?).map_err(invalid)?;
     sql.execute(
         "INSERT INTO devices (uid, device, acked_seq, last_seen) VALUES (?, ?, ?, ?)
          ON CONFLICT (uid, device) DO UPDATE SET

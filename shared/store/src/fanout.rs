@@ -22,14 +22,15 @@ pub const MAX_BATCH: usize = 32;
 /// Job kind of group fan-out.
 pub const KIND: &str = "fanout";
 
-/// In the send's transaction: queues `msg_id` for fan-out to the members of `gid`;
+/// In the send's transaction: queues `msg_id` for fan-out to the members of `gid` on
+/// `lane` (the send's plan picks it by the group's size);
 /// the group's job counts in the share of the sender's `org` (the latest sender's,
 /// when several coalesce).
 pub fn queue<S: Sql + ?Sized>(
     sql: &S,
     gid: &str,
     msg_id: &str,
-    members: i64,
+    lane: Lane,
     org: &str,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -42,7 +43,7 @@ pub fn queue<S: Sql + ?Sized>(
         sql,
         &NewJob {
             id: &id,
-            lane: Lane::for_group(members),
+            lane,
             kind: KIND,
             key: Some(gid),
             payload: &json!({ "gid": gid, "batch": [], "cursor": "" }).to_string(),

@@ -2,10 +2,13 @@
 //! stream holding it — in the request's transaction for small audiences, through a
 //! chunked job (like group fan-out) for large ones.
 
+use courier_core::api::WebhookEvent;
+use courier_core::events::MessageRecalled;
+use courier_core::plan::{Reach, reach};
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::jobs::{self, Claimed, Lane, NewJob};
+use crate::jobs::{self, Claimed, NewJob};
 use crate::sql::{Sql, SqlValue, write_tx};
 use crate::streams::{NewEntry, UserSet, append, lock};
 
@@ -72,7 +75,7 @@ fn holders(msg_id: &str, after: &str, upto: Option<&str>, except: &str) -> UserS
 pub fn recall<S: Sql + ?Sized>(
     sql: &S,
     msg_id: &str,
-    inline_max: i64,
+    inline_max: usize,
     now: i64,
 ) -> Result<bool, StoreError> {
     write_tx(sql, |sql| {
@@ -97,12 +100,12 @@ pub fn recall<S: Sql + ?Sized>(
                 &[msg_id.into()],
             )?
             .unwrap_or(0);
+        let reach = reach(audience, inline_max);
         let sender = UserSet::List(std::slice::from_ref(&facts.sender));
         let everyone = holders(msg_id, "", None, &facts.sender);
-        if audience <= inline_max {
-            lock(sql, &[&sender, &everyone])?;
-        } else {
-            lock(sql, &[&sender])?;
+        match reach {
+            Reach::Inline => lock(sql, &[&sender, &everyone])?,
+            Reach::Queued { .. } => lock(sql, &[&sender])?,
         }
         sql.execute(
             "UPDATE messages SET content = NULL, recalled = 1 WHERE msg_id = ?",
@@ -115,15 +118,13 @@ pub fn recall<S: Sql + ?Sized>(
         let org = crate::quotas::org_of(sql, &facts.sender)?.unwrap_or_default();
         let new_entry = entry(msg_id, &facts, now);
         append(sql, &sender, &new_entry)?;
-        if audience <= inline_max {
-            append(sql, &everyone, &new_entry)?;
-        } else {
+        if let Reach::Queued { lane } = reach {
             let id = format!("recall:{msg_id}");
             jobs::enqueue(
                 sql,
                 &NewJob {
                     id: &id,
-                    lane: Lane::for_group(audience),
+                    lane,
                     kind: KIND,
                     key: facts.conv.strip_prefix("g:"),
                     payload: &json!({ "msg_id": msg_id, "cursor": "" }).to_string(),
@@ -132,22 +133,22 @@ pub fn recall<S: Sql + ?Sized>(
                 },
                 now,
             )?;
+        } else {
+            append(sql, &everyone, &new_entry)?;
         }
         crate::webhooks::emit(
             sql,
             &org,
-            "message.recalled",
+            WebhookEvent::MessageRecalled,
             &format!("msg:{msg_id}:recalled"),
             now,
-            || {
-                json!({
-                    "msg_id": msg_id,
-                    "client_msg_id": facts.client_msg_id,
-                    "conv": facts.conv,
-                    "from": facts.sender,
-                    "sent_at": facts.sent_at,
-                    "recalled_at": now,
-                })
+            || MessageRecalled {
+                msg_id,
+                client_msg_id: &facts.client_msg_id,
+                conv: &facts.conv,
+                from: &facts.sender,
+                sent_at: facts.sent_at,
+                recalled_at: now,
             },
         )?;
         Ok(true)

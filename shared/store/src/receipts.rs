@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use courier_core::api::WebhookEvent;
+use courier_core::events::MessageRead;
 use serde_json::json;
 
 use crate::error::StoreError;
@@ -133,10 +135,14 @@ pub fn mark_read<S: Sql + ?Sized>(
         crate::webhooks::emit(
             sql,
             &org,
-            "message.read",
+            WebhookEvent::MessageRead,
             &format!("read:{reader}:{read_seq}"),
             now,
-            || json!({ "reader": reader, "msg_ids": newly, "read_at": now }),
+            || MessageRead {
+                reader,
+                msg_ids: &newly,
+                read_at: now,
+            },
         )?;
         Ok(newly)
     })

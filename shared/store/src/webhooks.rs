@@ -7,6 +7,7 @@
 //! `webhooks` component (outbound HTTP); the job's payload is the exact JSON body
 //! the subscriber receives, its key the webhook (a per-endpoint concurrency cap).
 
+use courier_core::api::WebhookEvent;
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -15,9 +16,6 @@ use crate::sql::{Sql, SqlValue, write_tx};
 
 /// Job kind of a webhook delivery.
 pub const KIND: &str = "webhook";
-
-/// The events a webhook may subscribe to.
-pub const EVENTS: [&str; 3] = ["message.sent", "message.recalled", "message.read"];
 
 /// A webhook as the admin routes show it (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,16 +165,17 @@ pub fn wanted<S: Sql + ?Sized>(sql: &S, org: &str, kind: &str) -> Result<bool, S
 }
 
 /// Inside the event's writing transaction: queues one delivery per subscribed
-/// webhook of the event's org. `data` is built only when someone subscribes. An
-/// event queued before (the same id) is not queued twice.
-pub fn emit<S: Sql + ?Sized>(
+/// webhook of the event's org. `data` (one of [`courier_core::events`]) is built only
+/// when someone subscribes. An event queued before (the same id) is not queued twice.
+pub fn emit<S: Sql + ?Sized, D: Serialize>(
     sql: &S,
     org: &str,
-    kind: &str,
+    event: WebhookEvent,
     event_id: &str,
     now: i64,
-    data: impl FnOnce() -> serde_json::Value,
+    data: impl FnOnce() -> D,
 ) -> Result<(), StoreError> {
+    let kind = event.as_str();
     if !wanted(sql, org, kind)? {
         return Ok(());
     }
@@ -185,7 +184,7 @@ pub fn emit<S: Sql + ?Sized>(
         kind,
         org,
         created_at: now,
-        data: data(),
+        data: serde_json::to_value(data()).map_err(|e| StoreError::Invalid(e.to_string()))?,
     };
     let body = serde_json::to_string(&event).map_err(|e| StoreError::Invalid(e.to_string()))?;
     sql.execute(

@@ -55,6 +55,8 @@ fn send(db: &dyn Sql, n: usize, sender: &str, to: Recipients<'_>, conv: &str, at
         to,
         sent_at: at,
         from_queue: false,
+        accepted_for_fanout: false,
+        inline_fanout_max: 100,
         push: POLICY,
     };
     messages::send(db, &msg, &unlimited).unwrap();
@@ -96,7 +98,17 @@ fn only_registered_offline_recipients_get_a_push_never_the_sender() {
             1,
         )
         .unwrap();
-        send(db, 1, "a", Recipients::Group { gid: "g" }, "g:g", 120_000);
+        send(
+            db,
+            1,
+            "a",
+            Recipients::Group {
+                gid: "g",
+                members: 5,
+            },
+            "g:g",
+            120_000,
+        );
         let ids: Vec<String> = push_jobs(db).into_iter().map(|j| j.0).collect();
         assert_eq!(ids, ["push:b", "push:d"]);
         let (_, _, run_at) = push_jobs(db)[0];
@@ -246,7 +258,7 @@ fn large_group_fan_out_queues_pushes_per_chunk_set_based() {
             &db,
             1,
             "u0000",
-            Recipients::LargeGroup {
+            Recipients::Group {
                 gid: "big",
                 members: 1000,
             },

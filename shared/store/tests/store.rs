@@ -49,6 +49,8 @@ fn dm<'a>(
         to: Recipients::Direct { peer },
         sent_at: 1000,
         from_queue: false,
+        accepted_for_fanout: false,
+        inline_fanout_max: 100,
         push: Default::default(),
     }
 }
@@ -162,7 +164,10 @@ fn group_message_reaches_every_member_and_control_entries_announce_changes_on(db
     assert_eq!((info.version, info.members), (1, 3));
     assert_eq!(seqs(&db, "b"), [1], "control entry on creation");
     let msg = NewMessage {
-        to: Recipients::Group { gid: "g1" },
+        to: Recipients::Group {
+            gid: "g1",
+            members: 3,
+        },
         ..dm("m1", "a", "", "c1", "g:g1")
     };
     messages::send(&db, &msg, &unlimited).unwrap();
@@ -342,7 +347,10 @@ fn seqs_stay_dense_under_concurrent_writers() {
                             0 => dm(&msg_id, "a", "b", &cmid, "dm:a:b"),
                             1 => dm(&msg_id, "b", "a", &cmid, "dm:a:b"),
                             _ => NewMessage {
-                                to: Recipients::Group { gid: "g" },
+                                to: Recipients::Group {
+                                    gid: "g",
+                                    members: 3,
+                                },
                                 ..dm(&msg_id, "c", "", &cmid, "g:g")
                             },
                         };

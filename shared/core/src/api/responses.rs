@@ -31,6 +31,24 @@ pub enum SendStatus {
     Accepted,
 }
 
+impl SendStatus {
+    /// The status on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendStatus::Sent => "sent",
+            SendStatus::Accepted => "accepted",
+        }
+    }
+
+    /// The status a store row names (`sent` for anything else).
+    pub fn from_stored(name: &str) -> SendStatus {
+        match name {
+            "accepted" => SendStatus::Accepted,
+            _ => SendStatus::Sent,
+        }
+    }
+}
+
 /// `GET /v1/sync`; build it with [`crate::streams::sync_page`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncResponse {
@@ -174,6 +192,11 @@ mod tests {
             serde_json::to_string(&SendStatus::Accepted).expect("serializes"),
             r#""accepted""#
         );
+        for status in [SendStatus::Sent, SendStatus::Accepted] {
+            let wire = serde_json::to_string(&status).expect("serializes");
+            assert_eq!(wire, format!("\"{}\"", status.as_str()));
+            assert_eq!(SendStatus::from_stored(status.as_str()), status);
+        }
     }
 
     #[test]
