@@ -12,7 +12,8 @@
 use courier_core::Error;
 use courier_messaging::directory as service;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{decoded, method_not_allowed, no_route, reply, segments, serve};
+use courier_spin::http::{reply, serve};
+use courier_spin::route::{Route, resolve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -37,29 +38,30 @@ fn directory(req: Request) -> Response {
     serve(req, handle)
 }
 
+/// What a directory request asks for.
+#[derive(Clone, Copy)]
+enum Op {
+    PutUser,
+    PutGroup,
+    ChangeMembers,
+    PutRelation,
+    DeleteRelation,
+}
+
+const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::Put, "/v1/users/{uid}", Op::PutUser),
+    Route::new(Method::Put, "/v1/groups/{gid}", Op::PutGroup),
+    Route::new(Method::Post, "/v1/groups/{gid}/members", Op::ChangeMembers),
+    Route::new(Method::Put, "/v1/relations/{a}/{b}", Op::PutRelation),
+    Route::new(Method::Delete, "/v1/relations/{a}/{b}", Op::DeleteRelation),
+];
+
 fn handle(req: &Request) -> Result<Response, Error> {
-    let path = req.path();
-    let method = req.method().clone();
-    let route = if let Some(rest) = segments(path, "/v1/users") {
-        Route::User(rest)
-    } else if let Some(rest) = segments(path, "/v1/groups") {
-        Route::Group(rest)
-    } else if let Some(rest) = segments(path, "/v1/relations") {
-        Route::Relation(rest)
-    } else {
-        return Err(no_route(path));
+    // Resolved before authenticating, so unknown paths are 404 for everyone.
+    let (op, at) = match resolve(ROUTES, req.method(), req.path()) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
     };
-    // Resolve the route before authenticating, so unknown paths are 404 for everyone.
-    let allowed: &[Method] = match &route {
-        Route::User(rest) if rest.len() == 1 => &[Method::Put],
-        Route::Group(rest) if rest.len() == 1 => &[Method::Put],
-        Route::Group(rest) if rest.len() == 2 && rest[1] == "members" => &[Method::Post],
-        Route::Relation(rest) if rest.len() == 2 => &[Method::Put, Method::Delete],
-        _ => return Err(no_route(path)),
-    };
-    if !allowed.contains(&method) {
-        return Ok(method_not_allowed(allowed));
-    }
     let Ctx {
         now,
         caller,
@@ -67,33 +69,16 @@ fn handle(req: &Request) -> Result<Response, Error> {
         db,
     } = context(req)?;
     let body = req.body();
-    let result = match (route, method) {
-        (Route::User(rest), _) => {
-            service::put_user(&db, &config, &caller, &decoded(rest[0]), body, now)
+    let result = match op {
+        Op::PutUser => service::put_user(&db, &config, &caller, at.get("uid"), body, now),
+        Op::PutGroup => service::put_group(&db, &config, &caller, at.get("gid"), body, now),
+        Op::ChangeMembers => {
+            service::change_members(&db, &config, &caller, at.get("gid"), body, now)
         }
-        (Route::Group(rest), _) if rest.len() == 1 => {
-            service::put_group(&db, &config, &caller, &decoded(rest[0]), body, now)
+        Op::PutRelation => {
+            service::put_relation(&db, &config, &caller, at.get("a"), at.get("b"), body)
         }
-        (Route::Group(rest), _) => {
-            service::change_members(&db, &config, &caller, &decoded(rest[0]), body, now)
-        }
-        (Route::Relation(rest), Method::Delete) => {
-            service::delete_relation(&db, &caller, &decoded(rest[0]), &decoded(rest[1]))
-        }
-        (Route::Relation(rest), _) => service::put_relation(
-            &db,
-            &config,
-            &caller,
-            &decoded(rest[0]),
-            &decoded(rest[1]),
-            body,
-        ),
+        Op::DeleteRelation => service::delete_relation(&db, &caller, at.get("a"), at.get("b")),
     }?;
     Ok(reply(result))
-}
-
-enum Route<'a> {
-    User(Vec<&'a str>),
-    Group(Vec<&'a str>),
-    Relation(Vec<&'a str>),
 }

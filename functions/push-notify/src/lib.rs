@@ -17,8 +17,9 @@ use courier_messaging::push::{self, Vendors, callbacks};
 use courier_spin::env::{
     Ctx, check_internal_secret, config, context, now_ms, random_u64, setting, store, variable,
 };
-use courier_spin::http::{check_method, decoded, json, no_route, reply, segments, serve};
+use courier_spin::http::{check_method, json, reply, serve};
 use courier_spin::outbound::Outbound;
+use courier_spin::route::{Route, resolve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -53,42 +54,37 @@ fn handle(req: &Request) -> Result<Response, Error> {
         }
         return drain();
     }
-    if path == "/v1/push/config" {
-        if let Err(refused) = check_method(req, &[Method::Get]) {
-            return Ok(refused);
+    let (op, at) = match resolve(ROUTES, req.method(), path) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
+    };
+    match op {
+        Op::Config => {
+            let Ctx { .. } = context(req)?;
+            Ok(reply(push::client_config(&vendors()?)))
         }
-        let Ctx { .. } = context(req)?;
-        return Ok(reply(push::client_config(&vendors()?)));
-    }
-    match segments(path, "/v1/push").as_deref() {
-        Some(["devices", device]) => {
-            if let Err(refused) = check_method(req, &[Method::Put, Method::Delete]) {
-                return Ok(refused);
-            }
+        Op::Register | Op::Unregister => {
             let Ctx {
                 now,
                 caller,
                 config,
                 db,
             } = context(req)?;
-            let device = decoded(device);
-            if *req.method() == Method::Delete {
-                return Ok(reply(push::unregister(&db, &caller, &device)?));
+            let device = at.get("device");
+            if matches!(op, Op::Unregister) {
+                return Ok(reply(push::unregister(&db, &caller, device)?));
             }
             Ok(reply(push::register(
                 &db,
                 &config,
                 &vendors()?,
                 &caller,
-                &device,
+                device,
                 req.body(),
                 now,
             )?))
         }
-        Some(["callbacks", vendor]) => {
-            if let Err(refused) = check_method(req, &[Method::Post]) {
-                return Ok(refused);
-            }
+        Op::Callback => {
             let header = |name: &str| {
                 req.header(name)
                     .and_then(|v| v.as_str())
@@ -98,15 +94,31 @@ fn handle(req: &Request) -> Result<Response, Error> {
             Ok(reply(callbacks::receive(
                 &db,
                 &vendors()?,
-                &decoded(vendor),
+                at.get("vendor"),
                 &header,
                 req.body(),
                 now_ms(),
             )?))
         }
-        _ => Err(no_route(path)),
     }
 }
+
+/// What a push request asks for. (The internal drain is answered before the table:
+/// its secret is checked before its method.)
+#[derive(Clone, Copy)]
+enum Op {
+    Config,
+    Register,
+    Unregister,
+    Callback,
+}
+
+const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::Get, "/v1/push/config", Op::Config),
+    Route::new(Method::Put, "/v1/push/devices/{device}", Op::Register),
+    Route::new(Method::Delete, "/v1/push/devices/{device}", Op::Unregister),
+    Route::new(Method::Post, "/v1/push/callbacks/{vendor}", Op::Callback),
+];
 
 fn drain() -> Result<Response, Error> {
     let vendors = vendors()?;

@@ -10,7 +10,8 @@
 
 use courier_core::Error;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, no_route, reply, segments, serve};
+use courier_spin::http::{reply, serve};
+use courier_spin::route::{Route, resolve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -23,21 +24,19 @@ fn recall(req: Request) -> Response {
     serve(req, handle)
 }
 
+const ROUTES: &[Route<()>] = &[Route::new(Method::Post, "/v1/messages/{msg_id}/recall", ())];
+
 fn handle(req: &Request) -> Result<Response, Error> {
-    let path = req.path();
-    let segments = segments(path, "/v1/messages");
-    let Some([msg_id, "recall"]) = segments.as_deref() else {
-        return Err(no_route(path));
+    let ((), at) = match resolve(ROUTES, req.method(), req.path()) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
     };
-    if let Err(refused) = check_method(req, &[Method::Post]) {
-        return Ok(refused);
-    }
     let Ctx {
         now,
         caller,
         config,
         db,
     } = context(req)?;
-    let result = courier_messaging::recall::recall(&db, &config, &caller, &decoded(msg_id), now)?;
+    let result = courier_messaging::recall::recall(&db, &config, &caller, at.get("msg_id"), now)?;
     Ok(reply(result))
 }

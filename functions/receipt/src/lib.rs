@@ -11,7 +11,8 @@
 use courier_core::Error;
 use courier_messaging::receipts;
 use courier_spin::env::{Ctx, context};
-use courier_spin::http::{check_method, decoded, no_route, reply, segments, serve};
+use courier_spin::http::{reply, serve};
+use courier_spin::route::{Route, resolve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -27,34 +28,32 @@ fn receipt(req: Request) -> Response {
     serve(req, handle)
 }
 
+/// What a receipt request asks for.
+#[derive(Clone, Copy)]
+enum Op {
+    MarkRead,
+    Readers,
+}
+
+const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::Post, "/v1/receipts", Op::MarkRead),
+    Route::new(Method::Get, "/v1/messages/{msg_id}/receipts", Op::Readers),
+];
+
 fn handle(req: &Request) -> Result<Response, Error> {
-    let path = req.path();
-    if path == "/v1/receipts" {
-        if let Err(refused) = check_method(req, &[Method::Post]) {
-            return Ok(refused);
-        }
-        let Ctx {
-            now,
-            caller,
-            config,
-            db,
-        } = context(req)?;
-        return Ok(reply(receipts::mark_read(
-            &db,
-            &config,
-            &caller,
-            req.body(),
-            now,
-        )?));
-    }
-    match segments(path, "/v1/messages").as_deref() {
-        Some([msg_id, "receipts"]) => {
-            if let Err(refused) = check_method(req, &[Method::Get]) {
-                return Ok(refused);
-            }
-            let Ctx { caller, db, .. } = context(req)?;
-            Ok(reply(receipts::readers(&db, &caller, &decoded(msg_id))?))
-        }
-        _ => Err(no_route(path)),
-    }
+    let (op, at) = match resolve(ROUTES, req.method(), req.path()) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
+    };
+    let Ctx {
+        now,
+        caller,
+        config,
+        db,
+    } = context(req)?;
+    let result = match op {
+        Op::MarkRead => receipts::mark_read(&db, &config, &caller, req.body(), now),
+        Op::Readers => receipts::readers(&db, &caller, at.get("msg_id")),
+    }?;
+    Ok(reply(result))
 }

@@ -19,7 +19,8 @@ use courier_core::streams::{SSE_PING, sse_events};
 use courier_core::{Config, Error};
 use courier_messaging::reads;
 use courier_spin::env::{config, identity, now_ms, park_offered, store};
-use courier_spin::http::{check_method, decoded, no_route, ok, segments, serve};
+use courier_spin::http::{ok, serve};
+use courier_spin::route::{Route, resolve};
 use courier_spin::store::Store;
 use futures::SinkExt;
 use spin_sdk::http::{Method, OutgoingResponse, Request, Response, ResponseOutparam};
@@ -92,24 +93,15 @@ async fn sync(req: Request, out: ResponseOutparam) {
 }
 
 fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Error> {
-    let path = req.path();
-    let route = match path {
-        "/v1/sync" => Route::Sync,
-        "/v1/stream" => Route::Stream,
-        _ => match segments(path, "/v1/conversations").as_deref() {
-            Some([]) => Route::Conversations,
-            Some([conv, "messages"]) => Route::History(decoded(conv).into_owned()),
-            _ => return Err(no_route(path)),
-        },
+    let (op, at) = match resolve(ROUTES, req.method(), req.path()) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
     };
-    if let Err(refused) = check_method(req, &[Method::Get]) {
-        return Ok(refused);
-    }
     let now = now_ms();
     let caller = identity(req, now)?;
     let db = store()?;
-    match route {
-        Route::Sync => {
+    match op {
+        Op::Sync => {
             let query = SyncQuery::parse(req.query())?;
             let config = config()?;
             // The first pass refuses an unknown user or `after` beyond the head; only
@@ -125,7 +117,7 @@ fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Err
             }
             Ok(ok(&long_poll(&db, &config, &caller, &query, first)?))
         }
-        Route::Stream => {
+        Op::Stream => {
             let last_event_id = req.header("last-event-id").and_then(|v| v.as_str());
             let query = StreamQuery::parse(req.query(), last_event_id)?;
             let config = config()?;
@@ -158,20 +150,33 @@ fn handle(req: &Request, stream: &mut Option<Following>) -> Result<Response, Err
             }
             Ok(events)
         }
-        Route::Conversations => Ok(ok(&reads::conversations(&db, &caller)?)),
-        Route::History(conv) => {
+        Op::Conversations => Ok(ok(&reads::conversations(&db, &caller)?)),
+        Op::History => {
             let query = HistoryQuery::parse(req.query())?;
-            Ok(ok(&reads::history(&db, &caller, &conv, &query)?))
+            Ok(ok(&reads::history(&db, &caller, at.get("conv"), &query)?))
         }
     }
 }
 
-enum Route {
+/// What a read asks for.
+#[derive(Clone, Copy)]
+enum Op {
     Sync,
     Stream,
     Conversations,
-    History(String),
+    History,
 }
+
+const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::Get, "/v1/sync", Op::Sync),
+    Route::new(Method::Get, "/v1/stream", Op::Stream),
+    Route::new(Method::Get, "/v1/conversations", Op::Conversations),
+    Route::new(
+        Method::Get,
+        "/v1/conversations/{conv}/messages",
+        Op::History,
+    ),
+];
 
 /// The pause between head reads of a waiting loop: [`POLL_FIRST`], doubling to
 /// `max` (`wait_poll_max_ms`) while the stream stays still.

@@ -18,8 +18,9 @@ use courier_messaging::webhooks::{self as service};
 use courier_spin::env::{
     Ctx, check_internal_secret, context, now_ms, random_u64, setting, store, variable,
 };
-use courier_spin::http::{decoded, json, method_not_allowed, no_route, reply, segments, serve};
+use courier_spin::http::{json, method_not_allowed, reply, serve};
 use courier_spin::outbound::Outbound;
+use courier_spin::route::{Route, resolve};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -61,34 +62,42 @@ fn handle(req: &Request) -> Result<Response, Error> {
         }
         return drain();
     }
-    let id = match segments(path, "/v1/webhooks").as_deref() {
-        Some([]) => None,
-        Some([id]) => Some(decoded(id).into_owned()),
-        _ => return Err(no_route(path)),
+    let (op, at) = match resolve(ROUTES, req.method(), path) {
+        Ok(found) => found,
+        Err(refused) => return Ok(refused),
     };
-    let allowed: &[Method] = match id {
-        None => &[Method::Get],
-        Some(_) => &[Method::Get, Method::Put, Method::Delete],
-    };
-    if !allowed.contains(req.method()) {
-        return Ok(method_not_allowed(allowed));
-    }
     let Ctx {
         now,
         caller,
         config,
         db,
     } = context(req)?;
-    let result = match (id, req.method()) {
-        (None, _) => service::list(&db, &caller, req.query()),
-        (Some(id), Method::Put) => {
-            service::put(&db, &config, &origins()?, &caller, &id, req.body(), now)
-        }
-        (Some(id), Method::Delete) => service::delete(&db, &caller, &id),
-        (Some(id), _) => service::get(&db, &caller, &id),
+    let id = at.get("id");
+    let result = match op {
+        Op::List => service::list(&db, &caller, req.query()),
+        Op::Get => service::get(&db, &caller, id),
+        Op::Put => service::put(&db, &config, &origins()?, &caller, id, req.body(), now),
+        Op::Delete => service::delete(&db, &caller, id),
     }?;
     Ok(reply(result))
 }
+
+/// What a webhook request asks for. (The internal drain is answered before the
+/// table: its secret is checked before its method.)
+#[derive(Clone, Copy)]
+enum Op {
+    List,
+    Get,
+    Put,
+    Delete,
+}
+
+const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::Get, "/v1/webhooks", Op::List),
+    Route::new(Method::Get, "/v1/webhooks/{id}", Op::Get),
+    Route::new(Method::Put, "/v1/webhooks/{id}", Op::Put),
+    Route::new(Method::Delete, "/v1/webhooks/{id}", Op::Delete),
+];
 
 fn drain() -> Result<Response, Error> {
     let timeout_ms: u64 = setting("webhook_timeout_ms", DEFAULT_TIMEOUT_MS, 1)?;

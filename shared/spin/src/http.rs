@@ -130,17 +130,6 @@ pub fn ok<T: serde::Serialize>(value: &T) -> Response {
     )
 }
 
-/// The path segments after `prefix` (`/v1/groups/g1/members` with prefix `/v1/groups`
-/// → `["g1", "members"]`), or `None` if the path is not under `prefix`. Segments are
-/// as sent: pass an id taken from one through [`decoded`].
-pub fn segments<'a>(path: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
-    let rest = path.strip_prefix(prefix)?;
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return None;
-    }
-    Some(rest.split('/').filter(|s| !s.is_empty()).collect())
-}
-
 /// A path segment's value, percent-decoded: clients encode `:` in path parameters
 /// (`encodeURIComponent("dm:u1:u2")` is `dm%3Au1%3Au2`), and ids contain it. A `%` not
 /// followed by two hex digits stays as is, and so does a segment that does not decode

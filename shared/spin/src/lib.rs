@@ -6,6 +6,7 @@
 //! - [`sqlite`]: the store's SQL executor over `fermyon:spin/sqlite`.
 //! - [`postgres`]: the store's SQL executor over `spin:postgres@4.0.0`.
 //! - [`http`]: JSON and error responses in the API shape, CORS, request helpers.
+//! - [`route`]: a component's route table (method + path pattern → handler; 404/405).
 //! - [`env`]: the clock, randomness and variables.
 //! - [`outbound`]: outbound HTTP for the delivery services (a round at once, with an
 //!   optional time limit per request).
@@ -14,5 +15,6 @@ pub mod env;
 pub mod http;
 pub mod outbound;
 pub mod postgres;
+pub mod route;
 pub mod sqlite;
 pub mod store;

@@ -1,13 +1,16 @@
 //! courier's storage: the schema and every read and write of the messaging core,
 //! over a small SQL executor so the same statements run on Spin's SQLite interface,
-//! on rusqlite in tests and on PostgreSQL.
+//! on rusqlite in tests and on PostgreSQL. Where a flow has a plan in
+//! `courier_core::plan` (send; recall's inline-or-queued reach), the store reads the
+//! facts in its transaction, asks the plan, and applies it.
 //!
 //! # Layout
 //! - [`sql`]: the executor trait, values, errors, dialects, transactions.
 //! - [`schema`]: versioned migrations, applied on first use.
 //! - [`streams`]: set-based appends to per-user streams (seq allocation).
 //! - [`directory`]: users, groups, members, relations; authorization facts.
-//! - [`messages`]: send — idempotency, quotas and fan-out in one transaction.
+//! - [`messages`]: send — idempotency, quotas and fan-out in one transaction, as
+//!   `courier_core::plan::send` plans it; the overload path's queued sends.
 //! - [`reads`]: sync pages, history, the conversation list.
 //! - [`receipts`]: read marks, per-sender merged receipt jobs, read/unread lists.
 //! - [`recall`]: erase and announce, inline or through a chunked job.
