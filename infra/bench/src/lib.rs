@@ -121,13 +121,81 @@ impl Fixture {
         count: usize,
         connections: usize,
     ) -> Result<Vec<String>> {
+        self.users_in(prefix, count, connections, ONE_ORG).await
+    }
+
+    /// [`Fixture::users`], `org_size` to an org (see [`org_of`]).
+    pub async fn users_in(
+        &self,
+        prefix: &str,
+        count: usize,
+        connections: usize,
+        org_size: usize,
+    ) -> Result<Vec<String>> {
         let admin = self.token("bench-admin", true)?;
-        create_users(self.addr, &admin, prefix, count, connections).await
+        create_users_in(self.addr, &admin, prefix, count, connections, org_size).await
     }
 }
 
-/// Creates users `prefix00000…` in the org `bench` through the gateway at `addr`
-/// (`admin` is an admin token) over `connections` connections.
+/// Users to an org where a benchmark loads many companies at once (user `i` is in
+/// [`org_of`]`(i, ORG_SIZE)`): the per-org quota (`rate_per_org_per_sec`, 500/s by
+/// default) is one company's, so a benchmark of the whole node spreads its users
+/// over many orgs, as a deployment holds many.
+pub const ORG_SIZE: usize = 50;
+
+/// One org for all: a single company (`usize::MAX` to an org).
+pub const ONE_ORG: usize = usize::MAX;
+
+/// The org of the benchmark's `i`-th user, `org_size` users to an org.
+pub fn org_of(i: usize, org_size: usize) -> String {
+    format!("bench{:04}", i / org_size.max(1))
+}
+
+/// The `k`-th choice of a peer for user `a` of `len` users, `org_size` to an org:
+/// another user of its org (1:1 messages need one), cycling through them all as
+/// `k` grows; `a` itself (a note to self) when it is alone in its org.
+pub fn org_mate(a: usize, len: usize, org_size: usize, k: usize) -> usize {
+    let size = org_size.max(1);
+    let start = a / size * size;
+    let n = len.min(start.saturating_add(size)) - start;
+    if n < 2 {
+        return a;
+    }
+    start + (a - start + 1 + k % (n - 1)) % n
+}
+
+/// The quotas of `Config::default()`, set by name ahead of the environment, so a
+/// `SPIN_VARIABLE_RATE_*` left in the shell cannot change what a benchmark measures.
+pub fn default_quotas() -> BTreeMap<String, String> {
+    let d = courier_core::Config::default();
+    [
+        ("rate_per_user_per_sec", d.rate_per_user_per_sec.to_string()),
+        ("rate_burst", d.rate_burst.to_string()),
+        ("rate_per_org_per_sec", d.rate_per_org_per_sec.to_string()),
+        (
+            "org_queue_share_percent",
+            d.org_queue_share_percent.to_string(),
+        ),
+        ("org_queue_floor", d.org_queue_floor.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
+/// One line saying which quotas a run had.
+pub fn quotas_line(variables: &BTreeMap<String, String>) -> String {
+    let get = |name: &str| variables.get(name).map_or("default", String::as_str);
+    format!(
+        "quotas: {}/s per user (burst {}), {}/s per org",
+        get("rate_per_user_per_sec"),
+        get("rate_burst"),
+        get("rate_per_org_per_sec")
+    )
+}
+
+/// Creates users `prefix00000…` in one org through the gateway at `addr` (`admin`
+/// is an admin token) over `connections` connections.
 pub async fn create_users(
     addr: SocketAddr,
     admin: &str,
@@ -135,14 +203,28 @@ pub async fn create_users(
     count: usize,
     connections: usize,
 ) -> Result<Vec<String>> {
+    create_users_in(addr, admin, prefix, count, connections, ONE_ORG).await
+}
+
+/// [`create_users`], `org_size` to an org (see [`org_of`]).
+pub async fn create_users_in(
+    addr: SocketAddr,
+    admin: &str,
+    prefix: &str,
+    count: usize,
+    connections: usize,
+    org_size: usize,
+) -> Result<Vec<String>> {
     let uids: Vec<String> = (0..count).map(|i| format!("{prefix}{i:05}")).collect();
+    let indexed: Vec<(usize, String)> = uids.iter().cloned().enumerate().collect();
     let mut handles = Vec::new();
-    for part in uids.chunks(count.div_ceil(connections.max(1))) {
+    for part in indexed.chunks(count.div_ceil(connections.max(1))) {
         let (part, admin) = (part.to_vec(), admin.to_string());
         handles.push(tokio::spawn(async move {
             let mut conn = client::Conn::open(addr).await?;
-            for uid in part {
-                let body = serde_json::json!({ "name": uid, "org": "bench" }).to_string();
+            for (i, uid) in part {
+                let body =
+                    serde_json::json!({ "name": uid, "org": org_of(i, org_size) }).to_string();
                 let (status, _) = conn
                     .call("PUT", &format!("/v1/users/{uid}"), Some(&admin), Some(body))
                     .await?;
@@ -182,5 +264,31 @@ pub fn print_report(title: &str, rows: &[Row]) {
             "{:<48} {:>18} {:>22} {:>8}",
             row.what, row.value, row.baseline, row.ratio
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_org_mate_is_in_the_same_org_and_every_one_is_chosen() {
+        for (len, size) in [(2000, ORG_SIZE), (120, ORG_SIZE), (7, ONE_ORG), (101, 50)] {
+            for a in 0..len {
+                let mates: std::collections::BTreeSet<usize> = (0..size.min(len) * 2)
+                    .map(|k| org_mate(a, len, size, k))
+                    .collect();
+                let org = org_of(a, size);
+                let peers = (0..len)
+                    .filter(|&b| b != a && org_of(b, size) == org)
+                    .count();
+                if peers == 0 {
+                    assert_eq!(mates, [a].into());
+                } else {
+                    assert_eq!(mates.len(), peers, "user {a} of {len}");
+                    assert!(mates.iter().all(|&b| b != a && org_of(b, size) == org));
+                }
+            }
+        }
     }
 }

@@ -302,16 +302,20 @@ fn run(cli: Cli) -> Result<()> {
             connections,
             duration,
             no_build,
-        } => scenario("messaging", no_build, move |fixture| {
-            Box::pin(async move {
-                let opts = bench::messaging::Options {
-                    users,
-                    connections,
-                    duration: Duration::from_secs(duration),
-                };
-                bench::messaging::run(fixture, &opts).await
+        } => {
+            let variables = bench::default_quotas();
+            scenario_with("messaging", no_build, variables.clone(), move |fixture| {
+                Box::pin(async move {
+                    let opts = bench::messaging::Options {
+                        users,
+                        connections,
+                        duration: Duration::from_secs(duration),
+                        variables,
+                    };
+                    bench::messaging::run(fixture, &opts).await
+                })
             })
-        }),
+        }
         Command::Scale {
             database_url,
             users,
@@ -392,9 +396,11 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )
         }
-        Command::Queue { no_build } => scenario("queue", no_build, |fixture| {
-            Box::pin(bench::queue::run(fixture))
-        }),
+        Command::Queue { no_build } => {
+            scenario_with("queue", no_build, bench::default_quotas(), |fixture| {
+                Box::pin(bench::queue::run(fixture))
+            })
+        }
         Command::Soak {
             seconds,
             warmup,
@@ -456,7 +462,8 @@ fn run(cli: Cli) -> Result<()> {
             // The fake push service's port must be in the app's variables before the
             // gateway starts.
             let service = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let variables = bench::push::variables(service.local_addr()?);
+            let mut variables = bench::default_quotas();
+            variables.extend(bench::push::variables(service.local_addr()?));
             scenario_with("push", no_build, variables, move |fixture| {
                 Box::pin(bench::push::run(fixture, service))
             })
@@ -468,16 +475,8 @@ type RowsFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<bench::Row>>> + 'a>>;
 
 /// Starts the gateway in-process on the workspace's `spin.toml` (building the
-/// components first unless `no_build`), runs one scenario and prints its table.
-fn scenario(
-    name: &str,
-    no_build: bool,
-    run: impl for<'a> FnOnce(&'a bench::Fixture) -> RowsFuture<'a>,
-) -> Result<()> {
-    scenario_with(name, no_build, Default::default(), run)
-}
-
-/// [`scenario`] with application variables for the gateway (by name).
+/// components first unless `no_build`) with application variables (by name, ahead
+/// of the environment), runs one scenario and prints its table.
 fn scenario_with(
     name: &str,
     no_build: bool,
@@ -486,13 +485,16 @@ fn scenario_with(
 ) -> Result<()> {
     let workspace = std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
     let runtime = runtime("bench")?;
+    let quotas = bench::quotas_line(&variables);
     runtime.block_on(async {
         let fixture =
             bench::Fixture::start_with(workspace.join("spin.toml"), !no_build, variables).await?;
+        let loadavg = machine::loadavg();
         let rows = run(&fixture).await?;
         let facts = machine::Machine::read();
         let title = format!(
-            "courier-bench {name} — {} CPUs, {}, {} — {}",
+            "courier-bench {name} — {} CPUs, {}, {} — {}\n\
+             load average before: {loadavg}; store: embedded SQLite (WAL, synchronous=NORMAL); {quotas}",
             facts.cpus, facts.cpu_model, facts.kernel, facts.date
         );
         bench::print_report(&title, &rows);

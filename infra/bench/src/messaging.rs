@@ -16,12 +16,15 @@ use courier_store::native::NativeSqlite;
 use serde_json::{Value, json};
 
 use super::client::{Conn, Latencies, closed_loop_on};
-use super::{Fixture, Row};
+use super::{Fixture, ORG_SIZE, Row, org_mate, org_of};
 
 pub struct Options {
     pub users: usize,
     pub connections: usize,
     pub duration: Duration,
+    /// The application variables the gateway was started with (its quotas); the
+    /// native baseline runs with the same.
+    pub variables: BTreeMap<String, String>,
 }
 
 fn send_body(tag: &str, i: u64, worker: usize, to: &str) -> String {
@@ -70,33 +73,60 @@ impl Failures {
     pub fn kinds(&self) -> BTreeMap<String, (u64, String)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// `measured` when none of its operations failed; otherwise an error naming
+    /// `what` and each kind of failure: a run with errors reports no figure.
+    pub fn clean(&self, what: &str, measured: Measured) -> Result<Measured> {
+        if measured.errors == 0 {
+            return Ok(measured);
+        }
+        let kinds: Vec<String> = self
+            .kinds()
+            .into_iter()
+            .map(|(kind, (count, first))| format!("{kind} ×{count} (first: {first})"))
+            .collect();
+        anyhow::bail!(
+            "{what}: {} of {} requests failed, so no figure is reported: {}",
+            measured.errors,
+            measured.errors + measured.latencies.len() as u64,
+            kinds.join("; ")
+        )
+    }
 }
 
-/// 1:1 sends between pairs of `uids` (`tokens[i]` is `uids[i]`'s) on `connections`
-/// connections spread over `addrs`, a unique `client_msg_id` each (`tag` keeps runs
-/// on the same users apart); only 201s count.
+/// Who sends in a send loop: `uids` (`tokens[i]` is `uids[i]`'s), `org_size` to an
+/// org as they were created (see [`crate::org_of`]).
+pub struct Senders {
+    pub uids: Arc<Vec<String>>,
+    pub tokens: Arc<Vec<String>>,
+    pub org_size: usize,
+}
+
+/// 1:1 sends between pairs of users of one org on `connections` connections spread
+/// over `addrs`, a unique `client_msg_id` each (`tag` keeps runs on the same users
+/// apart). Fails when any send did not get its 201.
 pub async fn send_loop(
     addrs: &[SocketAddr],
-    uids: &Arc<Vec<String>>,
-    tokens: &Arc<Vec<String>>,
+    senders: &Senders,
     connections: usize,
     duration: Duration,
     tag: &str,
 ) -> Result<Measured> {
     let failures = Arc::new(Failures::default());
-    send_loop_with(addrs, uids, tokens, connections, duration, tag, &failures).await
+    let measured = send_loop_with(addrs, senders, connections, duration, tag, &failures).await?;
+    failures.clean("1:1 sends", measured)
 }
 
 /// [`send_loop`] that also records what each failed send got in `failures`.
 pub async fn send_loop_with(
     addrs: &[SocketAddr],
-    uids: &Arc<Vec<String>>,
-    tokens: &Arc<Vec<String>>,
+    senders: &Senders,
     connections: usize,
     duration: Duration,
     tag: &str,
     failures: &Arc<Failures>,
 ) -> Result<Measured> {
+    let (uids, tokens, org_size) = (&senders.uids, &senders.tokens, senders.org_size);
     let (u, t, tag, f) = (
         Arc::clone(uids),
         Arc::clone(tokens),
@@ -116,7 +146,7 @@ pub async fn send_loop_with(
             );
             async move {
                 let a = (i as usize * 7919 + worker * 104_729) % u.len();
-                let b = (a + 1 + (i as usize % (u.len() - 1))) % u.len();
+                let b = org_mate(a, u.len(), org_size, i as usize);
                 let answer = conn
                     .call(
                         "POST",
@@ -143,9 +173,10 @@ pub async fn heads(addr: SocketAddr, tokens: &[String]) -> Result<Arc<Vec<i64>>>
     let mut heads = Vec::new();
     let mut conn = Conn::open(addr).await?;
     for token in tokens {
-        let (_, body) = conn
+        let (status, body) = conn
             .call("GET", "/v1/sync?after=0&limit=1", Some(token), None)
             .await?;
+        anyhow::ensure!(status == 200, "reading a head: {status}");
         heads.push(
             serde_json::from_slice::<Value>(&body)?["head"]
                 .as_i64()
@@ -156,7 +187,8 @@ pub async fn heads(addr: SocketAddr, tokens: &[String]) -> Result<Arc<Vec<i64>>>
 }
 
 /// `GET /v1/sync?after=<head>` (no wait, nothing new) for users in turn on
-/// `connections` connections spread over `addrs`; only 200s count.
+/// `connections` connections spread over `addrs`. Fails when any poll did not get
+/// its 200.
 pub async fn poll_loop(
     addrs: &[SocketAddr],
     tokens: &Arc<Vec<String>>,
@@ -165,7 +197,8 @@ pub async fn poll_loop(
     duration: Duration,
 ) -> Result<Measured> {
     let failures = Arc::new(Failures::default());
-    poll_loop_with(addrs, tokens, heads, connections, duration, &failures).await
+    let measured = poll_loop_with(addrs, tokens, heads, connections, duration, &failures).await?;
+    failures.clean("sync polls", measured)
 }
 
 /// [`poll_loop`] that also records what each failed poll got in `failures`.
@@ -202,33 +235,43 @@ pub async fn poll_loop_with(
 }
 
 pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
-    println!("creating {} users…", opts.users);
-    let uids = Arc::new(fixture.users("b", opts.users, 16).await?);
+    println!("creating {} users, {ORG_SIZE} to an org…", opts.users);
+    let uids = Arc::new(fixture.users_in("b", opts.users, 16, ORG_SIZE).await?);
     let tokens: Arc<Vec<String>> = Arc::new(
         uids.iter()
             .map(|u| fixture.token(u, false))
             .collect::<Result<_>>()?,
     );
+    let senders = Senders {
+        uids: Arc::clone(&uids),
+        tokens: Arc::clone(&tokens),
+        org_size: ORG_SIZE,
+    };
     let mut rows = Vec::new();
 
-    // Sends: random pairs, a unique client_msg_id each.
+    // Sends: random pairs within an org, a unique client_msg_id each.
     println!(
         "sends: {} connections for {:?}…",
         opts.connections, opts.duration
     );
     let sends = send_loop(
         &[fixture.addr],
-        &uids,
-        &tokens,
+        &senders,
         opts.connections,
         opts.duration,
         "b",
     )
     .await?;
-    let native = native_sends(opts.duration.min(Duration::from_secs(3)))?;
+    let config = Config::from_lookup(|name| opts.variables.get(name).cloned())
+        .map_err(|e| anyhow::anyhow!("the benchmark's variables: {e}"))?;
+    let native = native_sends(
+        opts.users,
+        &config,
+        opts.duration.min(Duration::from_secs(3)),
+    )?;
     let send_rate = sends.rate();
     rows.push(Row {
-        what: format!("1:1 sends/s ({} errors)", sends.errors),
+        what: "1:1 sends/s (no errors)".into(),
         value: format!("{send_rate:.0}"),
         baseline: format!("{native:.0} native service"),
         ratio: format!("{:.2}", send_rate / native),
@@ -259,7 +302,7 @@ pub async fn run(fixture: &Fixture, opts: &Options) -> Result<Vec<Row>> {
     )
     .await?;
     rows.push(Row {
-        what: format!("sync polls/s ({} errors)", polls.errors),
+        what: "sync polls/s (no errors)".into(),
         value: format!("{:.0}", polls.rate()),
         baseline: "goal ≥ 20,000".into(),
         ratio: String::new(),
@@ -297,7 +340,9 @@ async fn wake_latency(
     tokens: &[String],
     samples: usize,
 ) -> Result<Latencies> {
-    let waiters = 16.min(uids.len() - 1);
+    let waiters = 16.min(uids.len() / 2);
+    let senders = waiters + 1..uids.len().min(2 * waiters + 1);
+    anyhow::ensure!(!senders.is_empty(), "wake: too few users");
     let mut latencies = Latencies::default();
     let mut sender = Conn::open(fixture.addr).await?;
     let mut conns = Vec::new();
@@ -308,7 +353,7 @@ async fn wake_latency(
     while latencies.len() < samples {
         let w = (i as usize) % waiters;
         let waiter = w + 1;
-        let (_, body) = conns[w]
+        let (status, body) = conns[w]
             .call(
                 "GET",
                 "/v1/sync?after=0&limit=1",
@@ -316,6 +361,7 @@ async fn wake_latency(
                 None,
             )
             .await?;
+        anyhow::ensure!(status == 200, "wake: reading the head: {status}");
         let head = serde_json::from_slice::<Value>(&body)?["head"]
             .as_i64()
             .unwrap_or(0);
@@ -330,65 +376,75 @@ async fn wake_latency(
                     None,
                 )
                 .await;
-            (conn, result.map(|_| Instant::now()))
+            (conn, result.map(|(status, _)| (status, Instant::now())))
         });
         // Let the long-poll settle into its wait before sending.
         tokio::time::sleep(Duration::from_millis(30 + (i % 20))).await;
-        let (status, _) = sender
+        // Senders take turns, each well under the per-user quota.
+        let from = senders.start + (i as usize) % senders.len();
+        let (status, body) = sender
             .call(
                 "POST",
                 "/v1/messages",
-                Some(&tokens[0]),
+                Some(&tokens[from]),
                 Some(send_body("b", i, 99_999, &uids[waiter])),
             )
             .await?;
+        anyhow::ensure!(
+            status == 201,
+            "wake: the send got {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         let sent = Instant::now();
         let (conn, woke) = poll.await?;
         conns.insert(w, conn);
-        if status == 201 {
-            latencies.record(woke?.saturating_duration_since(sent));
-        }
+        let (status, woke) = woke?;
+        anyhow::ensure!(status == 200, "wake: the long-poll got {status}");
+        latencies.record(woke.saturating_duration_since(sent));
         i += 1;
     }
     Ok(latencies)
 }
 
-/// The send service on rusqlite directly, one thread: what the platform costs.
-fn native_sends(duration: Duration) -> Result<f64> {
+/// The send service on rusqlite directly, one thread: what the platform costs. The
+/// same population as the gateway's (`users`, [`ORG_SIZE`] to an org) and the same
+/// quotas (`config`), on the real clock: every send must pass, as there.
+fn native_sends(users: usize, config: &Config, duration: Duration) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let db = NativeSqlite::open(&dir.path().join("native.db"))?;
     courier_store::schema::migrate(&db)?;
-    let users: Vec<String> = (0..200).map(|i| format!("n{i:05}")).collect();
-    for u in &users {
-        courier_store::directory::put_user(&db, u, u, "bench", 0)?;
+    let users: Vec<String> = (0..users.max(2)).map(|i| format!("n{i:05}")).collect();
+    for (i, u) in users.iter().enumerate() {
+        courier_store::directory::put_user(&db, u, u, &org_of(i, ORG_SIZE), 0)?;
     }
-    let config = Config {
-        rate_per_user_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    };
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < duration {
         let a = (n as usize * 7919) % users.len();
-        let b = (a + 1) % users.len();
+        let b = org_mate(a, users.len(), ORG_SIZE, n as usize);
         let who = Identity {
             user: UserId::parse(&users[a])?,
             device: DeviceId::default_device(),
             role: Role::User,
             expires_at_secs: u64::MAX / 2,
         };
-        let now = 1_800_000_000_000 + n as i64;
         courier_messaging::send::send(
             &db,
-            &config,
+            config,
             &who,
             send_body("b", n, 0, &users[b]).as_bytes(),
-            now,
+            now_ms(),
             n,
         )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("native send {n}: {e}"))?;
         n += 1;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Milliseconds since the Unix epoch, the clock the gateway's components read.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

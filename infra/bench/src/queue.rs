@@ -16,6 +16,7 @@ use courier_store::sql::Sql;
 use serde_json::json;
 
 use super::client::{Conn, Latencies, paced_loop};
+use super::messaging::{Failures, Measured};
 use super::{Fixture, Row};
 
 pub const MEMBERS: usize = 10_000;
@@ -104,13 +105,19 @@ pub async fn run(fixture: &Fixture) -> Result<Vec<Row>> {
             let mut conn = Conn::open(addr).await?;
             let mut i = 0;
             while busy.load(Ordering::Relaxed) {
-                conn.call(
-                    "POST",
-                    "/v1/messages",
-                    Some(&sender),
-                    Some(text(&format!("flood-{i}"), json!({ "group": "everyone" }))),
-                )
-                .await?;
+                let (status, body) = conn
+                    .call(
+                        "POST",
+                        "/v1/messages",
+                        Some(&sender),
+                        Some(text(&format!("flood-{i}"), json!({ "group": "everyone" }))),
+                    )
+                    .await?;
+                anyhow::ensure!(
+                    status == 201,
+                    "group send during the 1:1 loop: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -153,36 +160,43 @@ pub async fn run(fixture: &Fixture) -> Result<Vec<Row>> {
 }
 
 async fn one_to_one(fixture: &Fixture, uids: &[String]) -> Result<Latencies> {
+    // 40 senders, each well under the per-user quota.
     let pairs: Arc<Vec<(String, String)>> = Arc::new(
-        (1..9)
-            .map(|i| Ok((fixture.token(&uids[i], false)?, uids[i + 10].clone())))
+        (1..41)
+            .map(|i| Ok((fixture.token(&uids[i], false)?, uids[i + 40].clone())))
             .collect::<Result<_>>()?,
     );
+    let failures = Arc::new(Failures::default());
+    let f = Arc::clone(&failures);
     // A steady 1:1 rate (a pause after each send), not a flood: the point is latency.
-    let (latencies, _, _) = paced_loop(
+    let (latencies, errors, window) = paced_loop(
         fixture.addr,
         4,
         Duration::from_secs(3),
         Duration::from_millis(20),
         move |mut conn: Conn, worker, i| {
-            let pairs = Arc::clone(&pairs);
+            let (pairs, f) = (Arc::clone(&pairs), Arc::clone(&f));
             async move {
-                let (token, to) = &pairs[(worker + i as usize) % pairs.len()];
+                let (token, to) = &pairs[(worker * 10 + i as usize) % pairs.len()];
                 let body = text(
                     &format!("p{worker}-{i}-{}", Instant::now().elapsed().as_nanos()),
                     json!({ "user": to }),
                 );
-                let ok = matches!(
-                    conn.call("POST", "/v1/messages", Some(token), Some(body))
-                        .await,
-                    Ok((201, _))
-                );
+                let answer = conn
+                    .call("POST", "/v1/messages", Some(token), Some(body))
+                    .await;
+                let ok = f.check(&answer, 201);
                 (conn, ok)
             }
         },
     )
     .await?;
-    Ok(latencies)
+    let measured = Measured {
+        latencies,
+        errors,
+        window,
+    };
+    Ok(failures.clean("1:1 sends", measured)?.latencies)
 }
 
 fn native_store(dir: &std::path::Path, users: &[String]) -> Result<NativeSqlite> {

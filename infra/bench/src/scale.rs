@@ -117,6 +117,12 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         opts.duration.as_secs(),
         machine::loadavg()
     );
+    println!(
+        "stores: SQLite WAL, synchronous=NORMAL; PostgreSQL {}; {}; {} users to an org",
+        postgres_settings(&opts.database_url),
+        courier_bench::quotas_line(&courier_bench::default_quotas()),
+        courier_bench::ORG_SIZE
+    );
     print_throughput(&outcomes);
     print_cpu(&outcomes, machine.cpus);
     Ok(())
@@ -136,20 +142,20 @@ fn run_setup(
         Setup::Sqlite => None,
         _ => Some(Database::create(&opts.database_url)?),
     };
-    // Shared secrets; per-user rate limits out of the way (the bucket is still
-    // written on every send), so every send in the loop is one the store takes.
-    let mut variables: BTreeMap<String, String> = [
-        ("jwt_secret", "courier-bench-jwt-secret-0123456789abcdef"),
-        (
-            "internal_secret",
-            "courier-bench-internal-secret-0123456789",
-        ),
-        ("rate_per_user_per_sec", "1000000"),
-        ("rate_burst", "1000000"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    // Shared secrets; the default quotas, set explicitly, over users spread across
+    // orgs (`ORG_SIZE` to one): every send must pass them.
+    let mut variables: BTreeMap<String, String> = courier_bench::default_quotas();
+    variables.extend(
+        [
+            ("jwt_secret", "courier-bench-jwt-secret-0123456789abcdef"),
+            (
+                "internal_secret",
+                "courier-bench-internal-secret-0123456789",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
     if let Some(db) = &database {
         variables.insert("database_url".into(), db.url.clone());
         variables.insert("database_host".into(), db.host.clone());
@@ -183,23 +189,31 @@ async fn measure(
 ) -> Result<Outcome> {
     let first = &fixtures[0];
     eprintln!("creating {} users…", opts.users);
-    let uids = Arc::new(first.users("s", opts.users, 16).await?);
+    let uids = Arc::new(
+        first
+            .users_in("s", opts.users, 16, courier_bench::ORG_SIZE)
+            .await?,
+    );
     let tokens: Arc<Vec<String>> = Arc::new(
         uids.iter()
             .map(|u| first.token(u, false))
             .collect::<Result<_>>()?,
     );
+    let senders = messaging::Senders {
+        uids: Arc::clone(&uids),
+        tokens: Arc::clone(&tokens),
+        org_size: courier_bench::ORG_SIZE,
+    };
     let (connections, warmup, duration) = (opts.connections, opts.warmup, opts.duration);
 
     eprintln!(
         "sends: {connections} connections on {} gateway(s)…",
         addrs.len()
     );
-    messaging::send_loop(addrs, &uids, &tokens, connections, warmup, "w").await?;
+    messaging::send_loop(addrs, &senders, connections, warmup, "w").await?;
     let sends = observed(messaging::send_loop(
         addrs,
-        &uids,
-        &tokens,
+        &senders,
         connections,
         duration,
         "s",
@@ -336,6 +350,25 @@ fn print_cpu(outcomes: &[Outcome], cpus: usize) {
             );
         }
     }
+}
+
+/// The PostgreSQL server's durability settings, as `SHOW` reads them.
+fn postgres_settings(server: &str) -> String {
+    let read = || -> Result<String> {
+        let admin = NativePostgres::connect(server).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = Vec::new();
+        for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+            let value = admin
+                .query_row(&format!("SHOW {name}"), &[])
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .and_then(|row| row.into_iter().next())
+                .and_then(courier_store::sql::SqlValue::into_string)
+                .unwrap_or_default();
+            out.push(format!("{name}={value}"));
+        }
+        Ok(out.join(", "))
+    };
+    read().unwrap_or_else(|e| format!("settings unknown ({e:#})"))
 }
 
 /// A fresh database on the PostgreSQL server, dropped (with any sessions still on

@@ -9,7 +9,7 @@
 //! deadlocking on rows locked in different orders, every transaction that appends
 //! first takes all the user rows it will touch with [`lock`], in uid order.
 
-use crate::sql::{Dialect, Sql, SqlError, SqlValue, params_list};
+use crate::sql::{Dialect, Row, Sql, SqlError, SqlValue, params_list};
 
 /// A set of users, as SQL: a literal list or a group's members.
 #[derive(Debug, Clone)]
@@ -87,12 +87,37 @@ pub fn append<S: Sql + ?Sized>(
     set: &UserSet<'_>,
     entry: &NewEntry<'_>,
 ) -> Result<(), SqlError> {
+    append_with(sql, set, entry, "").map(drop)
+}
+
+/// [`append`] that answers `uid`'s new head (the seq of its new entry) from the
+/// allocating `UPDATE … RETURNING`, with no read after it; `None` when `uid` is not
+/// in `set` (or is no user).
+pub fn append_reading<S: Sql + ?Sized>(
+    sql: &S,
+    set: &UserSet<'_>,
+    entry: &NewEntry<'_>,
+    uid: &str,
+) -> Result<Option<i64>, SqlError> {
+    let heads = append_with(sql, set, entry, " RETURNING uid, head_seq")?;
+    Ok(heads
+        .iter()
+        .find(|row| row.first().and_then(SqlValue::as_str) == Some(uid))
+        .and_then(|row| row.get(1).and_then(SqlValue::as_i64)))
+}
+
+fn append_with<S: Sql + ?Sized>(
+    sql: &S,
+    set: &UserSet<'_>,
+    entry: &NewEntry<'_>,
+    returning: &str,
+) -> Result<Vec<Row>, SqlError> {
     if set.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (set_sql, set_params) = set.sql();
-    sql.execute(
-        &format!("UPDATE users SET head_seq = head_seq + 1 WHERE uid IN ({set_sql})"),
+    let heads = sql.query(
+        &format!("UPDATE users SET head_seq = head_seq + 1 WHERE uid IN ({set_sql}){returning}"),
         &set_params,
     )?;
     let mut params: Vec<SqlValue> = vec![
@@ -110,7 +135,8 @@ pub fn append<S: Sql + ?Sized>(
              SELECT uid, head_seq, ?, ?, ?, ?, ?, ? FROM users WHERE uid IN ({set_sql})"
         ),
         &params,
-    )
+    )?;
+    Ok(heads)
 }
 
 /// Moves each user's conversation to the top with the entry just appended (their

@@ -102,6 +102,11 @@ pub async fn run(
     );
     running.ensure_alive()?;
 
+    let senders = messaging::Senders {
+        uids: Arc::clone(&uids),
+        tokens: Arc::clone(&tokens),
+        org_size: courier_bench::ONE_ORG,
+    };
     eprintln!("  sends: {} connections…", w.connections);
     let addrs = [addr];
     let warmup_failures = Arc::new(Failures::default());
@@ -111,8 +116,7 @@ pub async fn run(
         "the send warm-up",
         messaging::send_loop_with(
             &addrs,
-            &uids,
-            &tokens,
+            &senders,
             w.connections,
             w.warmup,
             "w",
@@ -125,15 +129,7 @@ pub async fn run(
         within(
             loop_limit,
             "the send loop",
-            messaging::send_loop_with(
-                &addrs,
-                &uids,
-                &tokens,
-                w.connections,
-                w.duration,
-                "s",
-                &failures,
-            ),
+            messaging::send_loop_with(&addrs, &senders, w.connections, w.duration, "s", &failures),
         )
         .await
     })

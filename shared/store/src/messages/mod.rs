@@ -18,7 +18,7 @@ use courier_core::plan::{Route, SendFacts, SendPlan, Target, plan_send};
 
 use crate::error::StoreError;
 use crate::sql::{Sql, SqlError, SqlValue, write_tx};
-use crate::streams::{NewEntry, UserSet, append, bump_conversations, head, lock};
+use crate::streams::{NewEntry, UserSet, append_reading, bump_conversations, lock};
 
 /// Where a message goes, already authorized.
 #[derive(Debug, Clone)]
@@ -186,7 +186,11 @@ pub fn send_with<S: Sql + ?Sized>(
     msg: &NewMessage<'_>,
     limits: &Limits<'_>,
 ) -> Result<SendOutcome, StoreError> {
-    match write_tx(sql, |sql| send_tx(sql, msg, limits)) {
+    // Read before the write lock: an org changes only through the directory, and a
+    // send racing such a change is charged to the one or the other.
+    let org = org_of(sql, msg.sender)?
+        .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
+    match write_tx(sql, |sql| send_tx(sql, msg, &org, limits)) {
         Err(StoreError::Sql(SqlError::Constraint(detail))) => {
             match find_sent(sql, msg.sender, msg.client_msg_id, msg.fingerprint)? {
                 Some(sent) => Ok(SendOutcome::Duplicate(sent)),
@@ -200,6 +204,7 @@ pub fn send_with<S: Sql + ?Sized>(
 fn send_tx<S: Sql + ?Sized>(
     sql: &S,
     msg: &NewMessage<'_>,
+    org: &str,
     limits: &Limits<'_>,
 ) -> Result<SendOutcome, StoreError> {
     let fanout_pending = match msg.to {
@@ -231,15 +236,13 @@ fn send_tx<S: Sql + ?Sized>(
     {
         return Ok(SendOutcome::Duplicate(queued));
     }
-    let org = org_of(sql, msg.sender)?
-        .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
     if plan.charge {
         take_token(sql, &format!("user:{}", msg.sender), limits.user)?;
         if let Some(decide) = limits.org {
             take_token(sql, &format!("org:{org}"), decide)?;
         }
         if let Some(share) = &limits.queue_share {
-            check_queue_share(sql, &org, share)?;
+            check_queue_share(sql, org, share)?;
         }
     }
     let entry = NewEntry {
@@ -250,8 +253,8 @@ fn send_tx<S: Sql + ?Sized>(
         data: None,
         created_at: msg.sent_at,
     };
-    append(sql, &set, &entry)?;
-    let seq = head(sql, msg.sender)?
+    // Every set holds the sender: its head is the message's seq.
+    let seq = append_reading(sql, &set, &entry, msg.sender)?
         .ok_or_else(|| StoreError::NotFound(format!("user {}", msg.sender)))?;
     sql.execute(
         "INSERT INTO messages (msg_id, sender, client_msg_id, conv, content, fingerprint, sent_at, sender_seq, status)
@@ -289,11 +292,11 @@ fn send_tx<S: Sql + ?Sized>(
         crate::push::queue_offline(sql, &offline, &trigger, &msg.push, msg.sent_at)?;
     }
     if let (Route::Fanout { lane }, Recipients::Group { gid, .. }) = (plan.route, &msg.to) {
-        crate::fanout::queue(sql, gid, msg.msg_id, lane, &org, msg.sent_at)?;
+        crate::fanout::queue(sql, gid, msg.msg_id, lane, org, msg.sent_at)?;
     }
     crate::webhooks::emit(
         sql,
-        &org,
+        org,
         WebhookEvent::MessageSent,
         &format!("msg:{}:sent", msg.msg_id),
         msg.sent_at,
