@@ -164,6 +164,13 @@ pub fn org_mate(a: usize, len: usize, org_size: usize, k: usize) -> usize {
     start + (a - start + 1 + k % (n - 1)) % n
 }
 
+/// Milliseconds since the Unix epoch, the clock the components read.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The quotas of `Config::default()`, set by name ahead of the environment, so a
 /// `SPIN_VARIABLE_RATE_*` left in the shell cannot change what a benchmark measures.
 pub fn default_quotas() -> BTreeMap<String, String> {

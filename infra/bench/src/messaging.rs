@@ -433,18 +433,11 @@ fn native_sends(users: usize, config: &Config, duration: Duration) -> Result<f64
             config,
             &who,
             send_body("b", n, 0, &users[b]).as_bytes(),
-            now_ms(),
+            crate::now_ms(),
             n,
         )
         .map_err(|e| anyhow::anyhow!("native send {n}: {e}"))?;
         n += 1;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Milliseconds since the Unix epoch, the clock the gateway's components read.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

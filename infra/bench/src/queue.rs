@@ -211,12 +211,7 @@ fn native_store(dir: &std::path::Path, users: &[String]) -> Result<NativeSqlite>
 }
 
 fn drain_all(db: &NativeSqlite) -> Result<()> {
-    let clock = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    };
+    let clock = crate::now_ms;
     let mut n = 0u64;
     let mut random = || {
         n += 1;

@@ -283,10 +283,8 @@ fn print_throughput(outcomes: &[Outcome]) {
         )
     };
     println!();
-    println!(
-        "| setup | sends/s | vs | send p50 / p99 ms | polls/s | vs | poll p50 / p99 ms | errors send / poll |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| setup | sends/s | vs | send p50 / p99 ms | polls/s | vs | poll p50 / p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for o in outcomes {
         let base = o.setup.baseline().and_then(find);
         let vs = o
@@ -295,7 +293,7 @@ fn print_throughput(outcomes: &[Outcome]) {
             .map(|b| format!(" ({})", b.name()))
             .unwrap_or_default();
         println!(
-            "| {} | {:.0} | {}{vs} | {} | {:.0} | {}{vs} | {} | {} / {} |",
+            "| {} | {:.0} | {}{vs} | {} | {:.0} | {}{vs} | {} |",
             o.setup.name(),
             o.sends.measured.rate(),
             ratio(
@@ -309,8 +307,6 @@ fn print_throughput(outcomes: &[Outcome]) {
                 base.map(|b| b.polls.measured.rate())
             ),
             latency(&o.polls),
-            o.sends.measured.errors,
-            o.polls.measured.errors,
         );
     }
 }
