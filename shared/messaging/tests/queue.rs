@@ -440,12 +440,28 @@ impl Sql for Flaky<'_> {
         sql: &str,
         params: &[courier_store::SqlValue],
     ) -> Result<Vec<courier_store::Row>, courier_store::SqlError> {
+        self.refuse(sql)?;
+        self.db.query(sql, params)
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[courier_store::SqlValue],
+    ) -> Result<(), courier_store::SqlError> {
+        self.refuse(sql)?;
+        self.db.execute(sql, params)
+    }
+}
+
+impl Flaky<'_> {
+    fn refuse(&self, sql: &str) -> Result<(), courier_store::SqlError> {
         if self.failing.get() && sql.trim_start().starts_with(self.prefix) {
             return Err(courier_store::SqlError::Transient(
                 "database is locked".into(),
             ));
         }
-        self.db.query(sql, params)
+        Ok(())
     }
 }
 

@@ -29,9 +29,20 @@ impl Sql for Counting<'_> {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+        self.log(sql);
+        self.db.query(sql, params)
+    }
+
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), SqlError> {
+        self.log(sql);
+        self.db.execute(sql, params)
+    }
+}
+
+impl Counting<'_> {
+    fn log(&self, sql: &str) {
         let text = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         self.log.borrow_mut().push(text);
-        self.db.query(sql, params)
     }
 }
 

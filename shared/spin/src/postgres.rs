@@ -3,7 +3,7 @@
 //! [`Dialect::statement`] into typed `$n` placeholders, so that the host's driver
 //! never has to match a guessed parameter type.
 
-use courier_store::sql::{Dialect, Row, Sql, SqlError, SqlValue};
+use courier_store::sql::{Dialect, Row, Sql, SqlError, SqlValue, never_empty};
 use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
 /// One PostgreSQL connection: the host keeps one session per open connection, so a
@@ -40,22 +40,6 @@ fn to_sql_error(e: PgError) -> SqlError {
         }
         PgError::Other(text) => SqlError::Other(text),
     }
-}
-
-/// `statement` (one that returns rows) rewritten to answer one row more than it
-/// does, marked by a first column of 0 where its own rows have 1: Spin 4.0.x's
-/// `query` never returns when a statement matches no rows (it waits for column
-/// types it only learns from a first row; spinframework/spin#3671, fixed after
-/// 4.0.2), which would hang the request for good. The statement runs once, as a
-/// materialized CTE (data-modifying and `FOR UPDATE` statements included), and its
-/// rows come first, in its order: a CTE scan reads them as the CTE produced them,
-/// and `UNION ALL` runs its branches in turn. The added row is the statement's
-/// columns all NULL (a join on `false`), so both branches have its column types.
-fn never_empty(statement: &str) -> String {
-    format!(
-        "WITH courier_q AS ({statement}) SELECT 1, courier_q.* FROM courier_q UNION ALL \
-         SELECT 0, courier_q.* FROM (SELECT 1) AS courier_one LEFT JOIN courier_q ON false"
-    )
 }
 
 fn parameter(value: &SqlValue) -> ParameterValue {

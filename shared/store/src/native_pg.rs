@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, NoTls, Statement};
 
-use crate::sql::{Dialect, Row, Sql, SqlError, SqlValue};
+use crate::sql::{Dialect, Row, Sql, SqlError, SqlValue, never_empty};
 
 /// Prepared statements kept per connection (the store's statements with `IN`
 /// lists of many lengths would otherwise grow the cache without bound).
@@ -65,13 +65,21 @@ impl NativePostgres {
         Ok(statement)
     }
 
+    /// Runs `sql` as the driver must see it ([`Dialect::statement`]); a query as
+    /// the components send one ([`never_empty`]).
     fn run<T>(
         &self,
         sql: &str,
         params: &[SqlValue],
+        as_query: bool,
         run: impl FnOnce(&mut Client, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
     ) -> Result<T, SqlError> {
         let text = Dialect::Postgres.statement(sql, params);
+        let text = if as_query {
+            never_empty(&text).into()
+        } else {
+            text
+        };
         let mut client = self
             .client
             .try_borrow_mut()
@@ -198,16 +206,23 @@ impl Sql for NativePostgres {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
-        let rows = self.run(sql, params, |client, statement, params| {
+        let rows = self.run(sql, params, true, |client, statement, params| {
             client.query(statement, params)
         })?;
         rows.iter()
-            .map(|row| (0..row.len()).map(|i| column(row, i)).collect())
+            .filter_map(|row| match row.try_get::<_, i32>(0) {
+                // The first column tells the statement's rows (1) from the one added (0).
+                Ok(1) => Some((1..row.len()).map(|i| column(row, i)).collect()),
+                Ok(0) => None,
+                other => Some(Err(SqlError::Other(format!(
+                    "unexpected row marker {other:?} in a query's answer"
+                )))),
+            })
             .collect()
     }
 
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), SqlError> {
-        self.run(sql, params, |client, statement, params| {
+        self.run(sql, params, false, |client, statement, params| {
             client.execute(statement, params)
         })
         .map(drop)

@@ -142,6 +142,27 @@ impl SqlError {
     }
 }
 
+/// A PostgreSQL `statement` (one that returns rows) rewritten to answer one row
+/// more than it does, marked by a first column of 0 where its own rows have 1. Spin
+/// 4.0.x's `query` never returns when a statement matches no rows (it waits for
+/// column types it only learns from a first row; spinframework/spin#3671, fixed
+/// after 4.0.2), which would hang the request for good. The statement runs once, as
+/// a materialized CTE (data-modifying and `FOR UPDATE` statements included), and its
+/// rows come first, in its order: a CTE scan reads them as the CTE produced them,
+/// and `UNION ALL` runs its branches in turn. The added row is the statement's
+/// columns all NULL (a join on `false`), so both branches have its column types.
+///
+/// Both PostgreSQL executors (the components' and the native one the tests use)
+/// send every query this way, so the tests run the statements the components do: a
+/// data-modifying statement without `RETURNING` is no query here (PostgreSQL
+/// refuses it inside `WITH`), and must go through `execute`.
+pub fn never_empty(statement: &str) -> String {
+    format!(
+        "WITH courier_q AS ({statement}) SELECT 1, courier_q.* FROM courier_q UNION ALL \
+         SELECT 0, courier_q.* FROM (SELECT 1) AS courier_one LEFT JOIN courier_q ON false"
+    )
+}
+
 /// The SQL dialects courier speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -116,10 +116,16 @@ fn append_with<S: Sql + ?Sized>(
         return Ok(Vec::new());
     }
     let (set_sql, set_params) = set.sql();
-    let heads = sql.query(
-        &format!("UPDATE users SET head_seq = head_seq + 1 WHERE uid IN ({set_sql}){returning}"),
-        &set_params,
-    )?;
+    let bump =
+        format!("UPDATE users SET head_seq = head_seq + 1 WHERE uid IN ({set_sql}){returning}");
+    // A statement without RETURNING is no query: PostgreSQL's host refuses one
+    // wrapped as a query (a data-modifying WITH needs RETURNING).
+    let heads = if returning.is_empty() {
+        sql.execute(&bump, &set_params)?;
+        Vec::new()
+    } else {
+        sql.query(&bump, &set_params)?
+    };
     let mut params: Vec<SqlValue> = vec![
         entry.kind.into(),
         entry.conv.into(),

@@ -34,6 +34,18 @@ impl Sql for Flaky<'_> {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+        self.call(sql, || self.inner.query(sql, params))
+    }
+
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), SqlError> {
+        self.call(sql, || self.inner.execute(sql, params))
+    }
+}
+
+impl Flaky<'_> {
+    /// Runs one statement through `run` (the inner executor's query or execute),
+    /// counting and failing it as the test asks.
+    fn call<T>(&self, sql: &str, run: impl FnOnce() -> Result<T, SqlError>) -> Result<T, SqlError> {
         match self.budget.get() {
             Some(0) => {
                 self.crashed.set(true);
@@ -51,7 +63,7 @@ impl Sql for Flaky<'_> {
             self.busy.set(self.busy.get() - 1);
             return Err(SqlError::Transient("database is locked (simulated)".into()));
         }
-        let rows = self.inner.query(sql, params)?;
+        let rows = run()?;
         match verb.as_str() {
             "BEGIN" => self.in_tx.set(true),
             "COMMIT" => {
