@@ -20,6 +20,7 @@
 //! - `soak.rs`: minutes of fixed-rate mixed load against the real `courier` binary
 //!   as a child process: errors, rate, latency by kind, the gateway's memory, then a
 //!   delivery check.
+//! - `summary.rs`: the headline figures each benchmark hands to `courier-bench all`.
 
 pub mod client;
 pub mod machine;
@@ -27,6 +28,7 @@ pub mod messaging;
 pub mod push;
 pub mod queue;
 pub mod soak;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -253,6 +255,7 @@ impl Drop for Fixture {
 }
 
 /// One line of the report.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub what: String,
     pub value: String,

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use courier_bench::Row;
 use courier_bench::client::{Conn, Latencies};
 use courier_bench::machine::{self, Machine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -276,8 +277,59 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     }
     match failed {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => courier_bench::summary::record(
+            "online",
+            &format!("load average before: {started_loadavg}; embedded SQLite; quotas lifted"),
+            &headline(&results),
+        ),
     }
+}
+
+/// The summary's rows: for each held mode, its largest count against the loop (the
+/// first case): idle CPU per 1,000 clients, RSS per client, wake p99.
+fn headline(results: &[Measured]) -> Vec<Row> {
+    let Some(base) = results.first() else {
+        return Vec::new();
+    };
+    let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.case.n as f64;
+    let mut rows = Vec::new();
+    let mut labels: Vec<&str> = results[1..].iter().map(|m| m.case.label.as_str()).collect();
+    labels.dedup();
+    for label in labels {
+        let Some(held) = results
+            .iter()
+            .filter(|m| m.case.label == label)
+            .max_by_key(|m| m.case.n)
+        else {
+            continue;
+        };
+        let figures = [
+            (
+                "idle CPU per 1,000 clients (%)",
+                per_1000(held),
+                per_1000(base),
+            ),
+            (
+                "RSS per client (KiB)",
+                held.rss_per_client / 1024.0,
+                base.rss_per_client / 1024.0,
+            ),
+            (
+                "wake p99 (ms)",
+                held.wake.percentile_ms(99.0),
+                base.wake.percentile_ms(99.0),
+            ),
+        ];
+        for (what, value, baseline) in figures {
+            rows.push(Row {
+                what: format!("{label}, {} clients: {what}", held.case.n),
+                value: format!("{value:.2}"),
+                baseline: format!("{baseline:.2} loop, {}", base.case.n),
+                ratio: format!("{:.3}", value / baseline),
+            });
+        }
+    }
+    rows
 }
 
 /// The cases of one run: the baseline first, the others are compared with it.

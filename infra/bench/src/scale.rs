@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use courier_bench::{Fixture, messaging};
+use courier_bench::{Fixture, Row, messaging};
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
 use tokio::runtime::Runtime;
@@ -125,7 +125,50 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     );
     print_throughput(&outcomes);
     print_cpu(&outcomes, machine.cpus);
-    Ok(())
+    courier_bench::summary::record(
+        "scale",
+        &format!(
+            "load average before: {started_loadavg}; PostgreSQL {}; {} users, {} to an org",
+            postgres_settings(&opts.database_url),
+            opts.users,
+            courier_bench::ORG_SIZE
+        ),
+        &headline(&outcomes),
+    )
+}
+
+/// The summary's rows: each setup's sends/s and polls/s (with p99) against its
+/// baseline setup.
+fn headline(outcomes: &[Outcome]) -> Vec<Row> {
+    let find = |setup: Setup| outcomes.iter().find(|o| o.setup == setup);
+    let mut rows = Vec::new();
+    for o in outcomes {
+        let base = o.setup.baseline().and_then(find);
+        for (kind, l, base_l) in [
+            ("sends/s", &o.sends, base.map(|b| &b.sends)),
+            ("polls/s", &o.polls, base.map(|b| &b.polls)),
+        ] {
+            let rate = l.measured.rate();
+            rows.push(Row {
+                what: format!(
+                    "{}: {kind} (p99 {:.1} ms)",
+                    o.setup.name(),
+                    l.measured.latencies.percentile_ms(99.0)
+                ),
+                value: format!("{rate:.0}"),
+                baseline: match (o.setup.baseline(), base_l) {
+                    (Some(b), Some(base_l)) => {
+                        format!("{:.0} {}", base_l.measured.rate(), b.name())
+                    }
+                    _ => "-".into(),
+                },
+                ratio: base_l
+                    .map(|b| format!("{:.2}", rate / b.measured.rate()))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    rows
 }
 
 /// Starts the setup's gateways (and database), runs the send and poll loops, and
