@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::jobs::Lane;
-use crate::sql::{Sql, SqlValue};
+use crate::sql::{Sql, SqlValue, params_list};
 
 /// A token bucket: `(tokens, updated_ms)`.
 pub type Bucket = (f64, i64);
@@ -14,48 +14,98 @@ pub type Bucket = (f64, i64);
 /// The rate limiter's verdict on a bucket: the new bucket, or seconds to wait.
 pub type RateDecision<'a> = &'a dyn Fn(Option<Bucket>) -> Result<Bucket, u64>;
 
-/// Takes one token from the bucket `key` as `decide` says, or refuses with
-/// `RateLimited`.
-pub fn take_token<S: Sql + ?Sized>(
+/// Takes one token from each bucket `(key, decide)` as its `decide` says, or
+/// refuses with the first refusal's `RateLimited`. Two statements for buckets that
+/// exist (one `SELECT … FOR UPDATE` of them all, one upsert of their new values);
+/// a key seen for the first time is created on its own (see [`take_new`]).
+///
+/// Read-modify-write of rows other senders share (an org's bucket): on PostgreSQL
+/// the rows are locked for the transaction, in key order (so two sends locking the
+/// same two rows cannot deadlock), and concurrent sends of one org cannot both
+/// spend the same token (SQLite serializes writers anyway).
+pub fn take_tokens<S: Sql + ?Sized>(
+    sql: &S,
+    buckets: &[(&str, RateDecision<'_>)],
+) -> Result<(), StoreError> {
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<SqlValue> = buckets.iter().map(|(key, _)| (*key).into()).collect();
+    let stored = sql.query(
+        &format!(
+            "SELECT key, tokens, updated_ms FROM rate_buckets WHERE key IN ({}) ORDER BY key{}",
+            params_list(keys.len()),
+            sql.dialect().for_update()
+        ),
+        &keys,
+    )?;
+    let stored = |key: &str| {
+        stored
+            .iter()
+            .find(|row| row[0].as_str() == Some(key))
+            .map(|row| (row[1].as_f64().unwrap_or(0.0), row[2].as_i64().unwrap_or(0)))
+    };
+    let mut next = Vec::with_capacity(buckets.len());
+    for (key, decide) in buckets {
+        match stored(key) {
+            Some(bucket) => next.push((*key, decide(Some(bucket)).map_err(limited)?)),
+            None => take_new(sql, key, *decide)?,
+        }
+    }
+    if next.is_empty() {
+        return Ok(());
+    }
+    let mut params = Vec::with_capacity(next.len() * 3);
+    for (key, (tokens, updated)) in &next {
+        params.extend([(*key).into(), SqlValue::Real(*tokens), (*updated).into()]);
+    }
+    let rows = vec!["(?, ?, ?)"; next.len()].join(", ");
+    sql.execute(
+        &format!(
+            "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES {rows}
+             ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"
+        ),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// Takes one token from the bucket `key`, which did not exist when looked for: it is
+/// created as `decide` says for a new bucket, unless another transaction created it
+/// meanwhile, whose bucket is then locked and spent from.
+fn take_new<S: Sql + ?Sized>(
     sql: &S,
     key: &str,
     decide: RateDecision<'_>,
 ) -> Result<(), StoreError> {
-    // Read-modify-write of a row other senders share (an org's bucket): on
-    // PostgreSQL the row is locked for the transaction, so concurrent sends of one
-    // org cannot both spend the same token (SQLite serializes writers anyway).
-    let read = |sql: &S| -> Result<Option<(f64, i64)>, StoreError> {
-        Ok(sql
-            .query_row(
-                &format!(
-                    "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?{}",
-                    sql.dialect().for_update()
-                ),
-                &[key.into()],
-            )?
-            .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0))))
-    };
-    let limited = |retry_after_secs| StoreError::RateLimited { retry_after_secs };
-    let mut bucket = read(sql)?;
-    if bucket.is_none() {
-        let (tokens, updated) = decide(None).map_err(limited)?;
-        let created = sql.query(
-            "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
-             ON CONFLICT (key) DO NOTHING RETURNING key",
-            &[key.into(), SqlValue::Real(tokens), updated.into()],
-        )?;
-        if !created.is_empty() {
-            return Ok(());
-        }
-        // Another transaction created it meanwhile: spend from theirs.
-        bucket = read(sql)?;
+    let (tokens, updated) = decide(None).map_err(limited)?;
+    let created = sql.query(
+        "INSERT INTO rate_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO NOTHING RETURNING key",
+        &[key.into(), SqlValue::Real(tokens), updated.into()],
+    )?;
+    if !created.is_empty() {
+        return Ok(());
     }
+    let bucket = sql
+        .query_row(
+            &format!(
+                "SELECT tokens, updated_ms FROM rate_buckets WHERE key = ?{}",
+                sql.dialect().for_update()
+            ),
+            &[key.into()],
+        )?
+        .map(|r| (r[0].as_f64().unwrap_or(0.0), r[1].as_i64().unwrap_or(0)));
     let (tokens, updated) = decide(bucket).map_err(limited)?;
     sql.execute(
         "UPDATE rate_buckets SET tokens = ?, updated_ms = ? WHERE key = ?",
         &[SqlValue::Real(tokens), updated.into(), key.into()],
     )?;
     Ok(())
+}
+
+fn limited(retry_after_secs: u64) -> StoreError {
+    StoreError::RateLimited { retry_after_secs }
 }
 
 /// The org of a user, `None` for no such user.

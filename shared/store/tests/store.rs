@@ -489,3 +489,86 @@ fn concurrent_claims_never_hand_one_job_to_two_workers_nor_exceed_the_key_cap() 
         assert_eq!(leased, Some(claimed.len() as i64));
     }
 }
+
+/// A bucket of `capacity` tokens that never refills.
+fn fixed(capacity: f64) -> impl Fn(Option<(f64, i64)>) -> Result<(f64, i64), u64> {
+    move |bucket| {
+        let tokens = bucket.map_or(capacity, |(tokens, _)| tokens);
+        if tokens >= 1.0 {
+            Ok((tokens - 1.0, 0))
+        } else {
+            Err(1)
+        }
+    }
+}
+
+#[test]
+fn concurrent_sends_of_one_org_spend_each_token_once_and_refusals_spend_none() {
+    use courier_store::messages::Limits;
+    for t in TestDb::all().unwrap() {
+        eprintln!("on {}", t.dialect());
+        let db = t.migrated().unwrap();
+        let senders: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        let mut uids: Vec<&str> = senders.iter().map(String::as_str).collect();
+        uids.push("peer");
+        users(&db, &uids, "acme");
+        // 8 senders × 5 sends at once, against an org bucket of 12 that every send
+        // also locks: both buckets of each sender are created by the race itself.
+        let (user, org) = (fixed(100.0), fixed(12.0));
+        let sent: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = senders
+                .iter()
+                .map(|sender| {
+                    let (t, user, org) = (&t, &user, &org);
+                    scope.spawn(move || {
+                        let db = t.connect().unwrap();
+                        let limits = Limits {
+                            user,
+                            org: Some(org),
+                            queue_share: None,
+                        };
+                        (0..5)
+                            .filter(|i| {
+                                let (id, cmid) = (format!("m-{sender}-{i}"), format!("c{i}"));
+                                let conv = format!("dm:peer:{sender}");
+                                let msg = dm(&id, sender, "peer", &cmid, &conv);
+                                match messages::send_with(&db, &msg, &limits) {
+                                    Ok(SendOutcome::Created(_)) => true,
+                                    Err(StoreError::RateLimited {
+                                        retry_after_secs: 1,
+                                    }) => false,
+                                    other => panic!("{other:?}"),
+                                }
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(sent.iter().sum::<usize>(), 12, "{sent:?}");
+        let tokens = |key: &str| {
+            db.query_row(
+                "SELECT tokens FROM rate_buckets WHERE key = ?",
+                &[key.into()],
+            )
+            .unwrap()
+            .and_then(|row| row[0].as_f64())
+        };
+        assert_eq!(tokens("org:acme"), Some(0.0));
+        for (sender, sent) in senders.iter().zip(&sent) {
+            // A refused send rolled its user token back with the rest.
+            let expected = (*sent > 0).then_some(100.0 - *sent as f64);
+            let key = format!("user:{sender}");
+            assert!(
+                tokens(&key) == expected || (*sent == 0 && tokens(&key).is_none()),
+                "{key}: {:?} after {sent} sends",
+                tokens(&key)
+            );
+        }
+        assert_eq!(
+            db.query_i64("SELECT count(*) FROM messages", &[]).unwrap(),
+            Some(12)
+        );
+    }
+}

@@ -94,7 +94,7 @@ pub enum SendOutcome {
 }
 
 pub use crate::quotas::{Bucket, RateDecision};
-use crate::quotas::{QueueShare, check_queue_share, org_of, take_token};
+use crate::quotas::{QueueShare, check_queue_share, org_of, take_tokens};
 
 /// What a send must pass besides its own checks (retries and queued sends pass free).
 #[derive(Clone, Copy)]
@@ -237,10 +237,10 @@ fn send_tx<S: Sql + ?Sized>(
         return Ok(SendOutcome::Duplicate(queued));
     }
     if plan.charge {
-        take_token(sql, &format!("user:{}", msg.sender), limits.user)?;
-        if let Some(decide) = limits.org {
-            take_token(sql, &format!("org:{org}"), decide)?;
-        }
+        let (user_key, org_key) = (format!("user:{}", msg.sender), format!("org:{org}"));
+        let mut buckets = vec![(user_key.as_str(), limits.user)];
+        buckets.extend(limits.org.map(|decide| (org_key.as_str(), decide)));
+        take_tokens(sql, &buckets)?;
         if let Some(share) = &limits.queue_share {
             check_queue_share(sql, org, share)?;
         }
