@@ -10,6 +10,10 @@
 # runs without fsync: it is for tests, never for data you want to keep. Stop it with
 # `pg_ctl -D DATA_DIR stop` (as the user printed below).
 #
+# COURIER_PG_DURABLE=1 starts it with PostgreSQL's durable defaults instead (fsync,
+# synchronous_commit and full_page_writes on), as benchmarks of a server one would
+# run should (`courier-bench scale` prints which it measured).
+#
 # The last line of the output is the connection URL, e.g.
 #   postgres://postgres@127.0.0.1:5433/courier_test
 # so `URL=$(tests/postgres/start.sh | tail -n 1)` works.
@@ -61,12 +65,16 @@ if [[ ! -f "$data/PG_VERSION" ]]; then
     as_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
 fi
 
+if [[ "${COURIER_PG_DURABLE:-}" == 1 ]]; then
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+else
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "starting on 127.0.0.1:$port"
     as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start -o "\
 -c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$data \
--c max_connections=400 -c shared_buffers=128MB \
--c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+-c max_connections=400 -c shared_buffers=128MB $durability" >/dev/null
 fi
 
 psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1)

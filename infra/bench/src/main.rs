@@ -21,7 +21,8 @@
 //!   client, machine facts and per-thread CPU accounting, and the messaging, queue,
 //!   push and soak benchmarks.
 //! - [`scale`]: `courier-bench scale`, sends and polls on SQLite, PostgreSQL and two
-//!   gateways on one PostgreSQL.
+//!   gateways on one PostgreSQL; [`pg_waits`]: what PostgreSQL's backends wait on
+//!   meanwhile.
 //! - [`spin`]: `courier-bench spin`, the same components on `courier up` (baseline)
 //!   and on real `spin up`: sends, polls, a 10,000-member fan-out.
 //! - `courier-bench soak` runs the library's `soak` against the `courier` binary as a
@@ -33,6 +34,7 @@ mod healthz;
 mod load;
 mod native;
 mod online;
+mod pg_waits;
 mod scale;
 mod spin;
 

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use courier_bench::{Fixture, Row, messaging};
+
+use crate::pg_waits;
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
 use tokio::runtime::Runtime;
@@ -80,6 +82,8 @@ struct Loop {
     load_cpu: Duration,
     postgres_cpu: Duration,
     own_cpu: Duration,
+    /// PostgreSQL's backends during the loop (PostgreSQL send loops only).
+    waits: Option<pg_waits::Waits>,
 }
 
 struct Outcome {
@@ -125,6 +129,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     );
     print_throughput(&outcomes);
     print_cpu(&outcomes, machine.cpus);
+    print_waits(&outcomes);
     courier_bench::summary::record(
         "scale",
         &format!(
@@ -135,6 +140,26 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         ),
         &headline(&outcomes),
     )
+}
+
+/// What PostgreSQL's backends did during each PostgreSQL send loop.
+fn print_waits(outcomes: &[Outcome]) {
+    for o in outcomes {
+        let Some(waits) = &o.sends.waits else {
+            continue;
+        };
+        println!();
+        println!(
+            "{}, sends: backends of the bench database by wait event, state and statement              (pg_stat_activity every 20 ms, {} samples; average backends a sample)",
+            o.setup.name(),
+            waits.samples
+        );
+        println!("| backends | wait | state | statement |");
+        println!("|---:|---|---|---|");
+        for (n, (wait, state, statement)) in waits.top(12) {
+            println!("| {n:.2} | {wait} | {state} | `{statement}` |");
+        }
+    }
 }
 
 /// The summary's rows: each setup's sends/s and polls/s (with p99) against its
@@ -216,7 +241,10 @@ fn run_setup(
         fixtures.push(fixture);
     }
     let addrs: Vec<SocketAddr> = fixtures.iter().map(|f| f.addr).collect();
-    let outcome = load_rt.block_on(measure(setup, &fixtures, &addrs, opts));
+    let waits = database
+        .as_ref()
+        .map(|db| (opts.database_url.as_str(), db.name.as_str()));
+    let outcome = load_rt.block_on(measure(setup, &fixtures, &addrs, opts, waits));
     drop(fixtures);
     for rt in runtimes {
         rt.shutdown_timeout(Duration::from_secs(5));
@@ -224,11 +252,14 @@ fn run_setup(
     outcome
 }
 
+/// `waits`: the PostgreSQL server and database whose backends are sampled during
+/// the measured send loop.
 async fn measure(
     setup: Setup,
     fixtures: &[Fixture],
     addrs: &[SocketAddr],
     opts: &Options,
+    waits: Option<(&str, &str)>,
 ) -> Result<Outcome> {
     let first = &fixtures[0];
     eprintln!("creating {} users…", opts.users);
@@ -254,7 +285,10 @@ async fn measure(
         addrs.len()
     );
     messaging::send_loop(addrs, &senders, connections, warmup, "w").await?;
-    let sends = observed(messaging::send_loop(
+    let sampler = waits
+        .map(|(server, database)| pg_waits::Sampler::start(server, database))
+        .transpose()?;
+    let mut sends = observed(messaging::send_loop(
         addrs,
         &senders,
         connections,
@@ -262,6 +296,7 @@ async fn measure(
         "s",
     ))
     .await?;
+    sends.waits = sampler.map(pg_waits::Sampler::stop).transpose()?;
 
     let heads = messaging::heads(first.addr, &tokens).await?;
     eprintln!(
@@ -308,6 +343,7 @@ async fn observed(
         load_cpu: machine::cpu_delta(&threads_before, &threads_after, LOAD_THREADS),
         postgres_cpu: postgres_after.saturating_sub(postgres_before),
         own_cpu: own(&threads_after).saturating_sub(own(&threads_before)),
+        waits: None,
     })
 }
 
@@ -414,7 +450,8 @@ fn postgres_settings(server: &str) -> String {
 /// it) when this is.
 pub struct Database {
     server: String,
-    name: String,
+    /// The database's name.
+    pub name: String,
     /// The URL the gateways use (`database_url`).
     pub url: String,
     /// `host:port` of the server (`database_host`, for the allow-lists).
