@@ -34,14 +34,17 @@ pub struct Waits {
 
 impl Sampler {
     /// Starts sampling the backends of `database` on the server at `server_url`
-    /// (on a connection of its own, which it leaves out).
-    pub fn start(server_url: &str, database: &str) -> Result<Self> {
-        let conn = NativePostgres::connect(server_url)
-            .map_err(|e| anyhow!("the wait sampler's connection: {e}"))?;
+    /// (on a connection of its own, which it leaves out). A failure to connect or
+    /// to sample is [`Sampler::stop`]'s error.
+    pub fn start(server_url: &str, database: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
-        let database = database.to_string();
+        let (server_url, database) = (server_url.to_string(), database.to_string());
+        // Its own thread, connection included: the synchronous driver blocks, and
+        // must not run on an async runtime's thread.
         let thread = std::thread::spawn(move || {
+            let conn = NativePostgres::connect(&server_url)
+                .map_err(|e| anyhow!("the wait sampler's connection: {e}"))?;
             let mut waits = Waits::default();
             while !stopped.load(Ordering::Relaxed) {
                 waits.add(&conn, &database)?;
@@ -49,7 +52,7 @@ impl Sampler {
             }
             Ok(waits)
         });
-        Ok(Self { stop, thread })
+        Self { stop, thread }
     }
 
     pub fn stop(self) -> Result<Waits> {

@@ -285,9 +285,7 @@ async fn measure(
         addrs.len()
     );
     messaging::send_loop(addrs, &senders, connections, warmup, "w").await?;
-    let sampler = waits
-        .map(|(server, database)| pg_waits::Sampler::start(server, database))
-        .transpose()?;
+    let sampler = waits.map(|(server, database)| pg_waits::Sampler::start(server, database));
     let mut sends = observed(messaging::send_loop(
         addrs,
         &senders,
