@@ -23,6 +23,11 @@
 //! All measurements of one N fall inside the first poll's 29.5 s wait, so no poll is
 //! answered by its deadline meanwhile; a poll answered otherwise than by its wake, or
 //! any request that fails, fails the run (no figures are printed for it).
+//!
+//! # Layout
+//! - `mod.rs`: the options, the cases of a run and measuring one.
+//! - `clients.rs`: one waiting poll or stream, the held-client gauges, send latencies.
+//! - `report.rs`: the table, the ratios and the summary's rows.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,13 +36,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use courier_bench::Row;
 use courier_bench::client::{Conn, Latencies};
 use courier_bench::machine::{self, Machine};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
+
+mod clients;
+mod report;
+
+use clients::{first_event, held_at_least, send_latencies, wait_once};
 
 use crate::spin::host::{Host, Running, Setup, Snapshot};
 
@@ -195,141 +202,22 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         }
     }
 
-    println!(
-        "courier-bench online — {} CPUs ({}), {}, {}, {} — loadavg {started_loadavg} at the start, {} at the end",
-        machine.cpus,
-        machine.cpu_model,
-        machine.memory,
-        machine.kernel,
-        machine.date,
-        machine::loadavg(),
-    );
-    println!(
-        "{:<28} {:>7} {:>8} {:>10} {:>12} {:>16} {:>22} {:>22} {:>8}",
-        "mode",
-        "clients",
-        "ramp s",
-        "idle CPU",
-        "RSS/client",
-        "wake p50/p99 ms",
-        "send p50/p99 ms (0)",
-        "send p50/p99 ms (N)",
-        "p99 ×"
-    );
-    for m in &results {
-        println!(
-            "{:<28} {:>7} {:>8.1} {:>9.1}% {:>9.1} KiB {:>7.1} / {:<7.1} {:>10.1} / {:<10.1} {:>10.1} / {:<10.1} {:>7.2}",
-            m.case.label,
-            m.case.n,
-            m.ramp.as_secs_f64(),
-            m.idle_cpu_pct,
-            m.rss_per_client / 1024.0,
-            m.wake.percentile_ms(50.0),
-            m.wake.percentile_ms(99.0),
-            m.send_idle.percentile_ms(50.0),
-            m.send_idle.percentile_ms(99.0),
-            m.send_loaded.percentile_ms(50.0),
-            m.send_loaded.percentile_ms(99.0),
-            m.send_loaded.percentile_ms(99.0) / m.send_idle.percentile_ms(99.0),
-        );
-    }
-    if !capped.is_empty() {
-        println!(
-            "client counts capped by the open-file limit of {open_files}: {}",
-            capped.join(", ")
-        );
-    }
-    if opts.database_url.is_some() && counts.iter().any(|&n| n > PG_MAX_CLIENTS) {
-        println!(
-            "PostgreSQL cases capped at {PG_MAX_CLIENTS} clients (more do not all start waiting within one wait)"
-        );
-    }
-    let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.case.n as f64;
-    let find = |label: &str| results.iter().find(|m| m.case.label == label);
-    let base = results.first();
-    for held in ["parked", "streams", "parked, PG ×2", "streams, PG ×2"] {
-        let (Some(base), Some(held)) = (base, find(held)) else {
-            continue;
-        };
-        println!(
-            "ratios, {} ({}) against the loop ({}): idle CPU per 1,000 clients {:.3}x, RSS per client {:.3}x, wake p99 {:.3}x",
-            held.case.label,
-            held.case.n,
-            base.case.n,
-            per_1000(held) / per_1000(base),
-            held.rss_per_client / base.rss_per_client,
-            held.wake.percentile_ms(99.0) / base.wake.percentile_ms(99.0),
-        );
-    }
-    for kind in ["loop", "streams"] {
-        let before = find(&format!("Spin {kind}, {LOOP_BEFORE_MS} ms (before)"));
-        let after = find(&format!("Spin {kind}, {LOOP_AFTER_MS} ms (after)"));
-        if let (Some(before), Some(after)) = (before, after) {
-            println!(
-                "ratios, Spin {kind}, after against before ({} clients): idle CPU {:.3}x ({:.1} → {:.1} % of a core per 100 clients), wake p99 {:.2}x",
-                after.case.n,
-                after.idle_cpu_pct / before.idle_cpu_pct,
-                before.idle_cpu_pct * 100.0 / before.case.n as f64,
-                after.idle_cpu_pct * 100.0 / after.case.n as f64,
-                after.wake.percentile_ms(99.0) / before.wake.percentile_ms(99.0),
-            );
-        }
-    }
+    report::print(&report::Run {
+        machine: &machine,
+        started_loadavg: &started_loadavg,
+        results: &results,
+        capped: &capped,
+        open_files,
+        postgres_capped: opts.database_url.is_some() && counts.iter().any(|&n| n > PG_MAX_CLIENTS),
+    });
     match failed {
         Some(e) => Err(e),
         None => courier_bench::summary::record(
             "online",
             &format!("load average before: {started_loadavg}; embedded SQLite; quotas lifted"),
-            &headline(&results),
+            &report::headline(&results),
         ),
     }
-}
-
-/// The summary's rows: for each held mode, its largest count against the loop (the
-/// first case): idle CPU per 1,000 clients, RSS per client, wake p99.
-fn headline(results: &[Measured]) -> Vec<Row> {
-    let Some(base) = results.first() else {
-        return Vec::new();
-    };
-    let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.case.n as f64;
-    let mut rows = Vec::new();
-    let mut labels: Vec<&str> = results[1..].iter().map(|m| m.case.label.as_str()).collect();
-    labels.dedup();
-    for label in labels {
-        let Some(held) = results
-            .iter()
-            .filter(|m| m.case.label == label)
-            .max_by_key(|m| m.case.n)
-        else {
-            continue;
-        };
-        let figures = [
-            (
-                "idle CPU per 1,000 clients (%)",
-                per_1000(held),
-                per_1000(base),
-            ),
-            (
-                "RSS per client (KiB)",
-                held.rss_per_client / 1024.0,
-                base.rss_per_client / 1024.0,
-            ),
-            (
-                "wake p99 (ms)",
-                held.wake.percentile_ms(99.0),
-                base.wake.percentile_ms(99.0),
-            ),
-        ];
-        for (what, value, baseline) in figures {
-            rows.push(Row {
-                what: format!("{label}, {} clients: {what}", held.case.n),
-                value: format!("{value:.2}"),
-                baseline: format!("{baseline:.2} loop, {}", base.case.n),
-                ratio: format!("{:.3}", value / baseline),
-            });
-        }
-    }
-    rows
 }
 
 /// The cases of one run: the baseline first, the others are compared with it.
@@ -564,155 +452,4 @@ async fn one(hosts: &mut [Running], case: &Case, opts: &Options) -> Result<Measu
         send_idle,
         send_loaded,
     })
-}
-
-/// Sends one waiting poll on a fresh socket; the instant its whole 200 arrived.
-async fn wait_once(addr: SocketAddr, request: String) -> Result<Instant> {
-    let mut socket = TcpStream::connect(addr).await?;
-    socket.write_all(request.as_bytes()).await?;
-    let mut buf = vec![0u8; 4096];
-    let mut got = Vec::new();
-    loop {
-        let read = socket.read(&mut buf).await?;
-        anyhow::ensure!(read > 0, "connection closed before an answer");
-        got.extend_from_slice(&buf[..read]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some(end) = text.find("\r\n\r\n") {
-            anyhow::ensure!(text.starts_with("HTTP/1.1 200"), "answer: {text}");
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                return Ok(Instant::now());
-            }
-        }
-    }
-}
-
-/// Opens one event stream on a fresh socket; the instant its first entry event
-/// arrived (its pings are no answer).
-async fn first_event(addr: SocketAddr, request: String) -> Result<Instant> {
-    let mut socket = TcpStream::connect(addr).await?;
-    socket.write_all(request.as_bytes()).await?;
-    let mut buf = vec![0u8; 4096];
-    let mut got = Vec::new();
-    loop {
-        let read = socket.read(&mut buf).await?;
-        anyhow::ensure!(read > 0, "the stream ended before an event");
-        got.extend_from_slice(&buf[..read]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some(end) = text.find("\r\n\r\n") {
-            anyhow::ensure!(
-                text.starts_with("HTTP/1.1 200") && text[..end].contains("text/event-stream"),
-                "answer: {text}"
-            );
-            if text[end..].contains("event: entry") {
-                return Ok(Instant::now());
-            }
-        }
-    }
-}
-
-/// Waits until the gateways hold `n` clients waiting; on `spin up`, which counts
-/// nothing, [`SPIN_SETTLE`] once all have connected.
-async fn held_at_least(
-    addrs: &[SocketAddr],
-    case: &Case,
-    n: usize,
-    started: Instant,
-) -> Result<()> {
-    if case.host == Host::Spin {
-        if n == case.n {
-            tokio::time::sleep(SPIN_SETTLE).await;
-        }
-        return Ok(());
-    }
-    loop {
-        let mut held = 0;
-        for &addr in addrs {
-            held += self::held(addr, case.parking).await?;
-        }
-        if held >= n {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            bail!("only {held} of {n} clients were waiting after 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// How many clients a gateway holds waiting: its parked gauge, or (parking off)
-/// the instances in use.
-async fn held(addr: SocketAddr, parking: bool) -> Result<usize> {
-    let mut conn = Conn::open(addr).await?;
-    let (status, page) = conn.call("GET", "/metrics", None, None).await?;
-    anyhow::ensure!(status == 200, "/metrics: {status}");
-    let page = String::from_utf8_lossy(&page);
-    let name = if parking {
-        "courier_parked_polls "
-    } else {
-        "courier_instances_in_use "
-    };
-    let value = page
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .with_context(|| format!("no {name}in /metrics"))?;
-    let value: f64 = value.trim().parse()?;
-    // The /metrics request itself is not an instance.
-    Ok(value as usize)
-}
-
-/// `count` 1:1 sends between the senders on [`SEND_CONNECTIONS`] connections.
-async fn send_latencies(
-    addr: SocketAddr,
-    senders: &[String],
-    tokens: &[String],
-    count: usize,
-    tag: &str,
-) -> Result<Latencies> {
-    let mut tasks = Vec::new();
-    for c in 0..SEND_CONNECTIONS {
-        let (senders, tokens, tag) = (senders.to_vec(), tokens.to_vec(), tag.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await?;
-            let mut latencies = Latencies::default();
-            for k in (c..count).step_by(SEND_CONNECTIONS) {
-                let from = k % senders.len();
-                let to = (from + 1 + k / senders.len()) % senders.len();
-                let to = if to == from {
-                    (to + 1) % senders.len()
-                } else {
-                    to
-                };
-                let body = serde_json::json!({
-                    "client_msg_id": format!("{tag}{k}"),
-                    "to": {"user": senders[to]},
-                    "content": {"type": "text", "text": "hi"},
-                })
-                .to_string();
-                let began = Instant::now();
-                let (status, answer) = conn
-                    .call("POST", "/v1/messages", Some(&tokens[from]), Some(body))
-                    .await?;
-                anyhow::ensure!(
-                    status == 201,
-                    "send: {status} {}",
-                    String::from_utf8_lossy(&answer)
-                );
-                latencies.record(began.elapsed());
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Latencies::default();
-    for task in tasks {
-        all.merge(task.await??);
-    }
-    Ok(all)
 }
