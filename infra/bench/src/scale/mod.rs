@@ -7,8 +7,9 @@
 //! process: one worker a CPU); the load generator runs on another. Every PostgreSQL
 //! setup gets a fresh database (`CREATE DATABASE`, dropped afterwards) on the server
 //! of `--database-url`. The gateways of a setup share their secrets, so a token
-//! minted for one is good on the other. Per-user rate limits are lifted (the rate
-//! bucket is still written on every send) so no send is refused.
+//! minted for one is good on the other. The quotas are the defaults, set explicitly,
+//! over users spread `ORG_SIZE` to an org; any refused or failed send fails the run.
+//! `report.rs` prints the tables and hands the summary its rows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -17,11 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use courier_bench::{Fixture, Row, messaging};
+use courier_bench::{Fixture, messaging};
 
 use crate::pg_waits;
+
+mod report;
+
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
+use report::{headline, print_cpu, print_throughput, print_waits};
 use tokio::runtime::Runtime;
 
 use courier_bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
@@ -140,60 +145,6 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
         ),
         &headline(&outcomes),
     )
-}
-
-/// What PostgreSQL's backends did during each PostgreSQL send loop.
-fn print_waits(outcomes: &[Outcome]) {
-    for o in outcomes {
-        let Some(waits) = &o.sends.waits else {
-            continue;
-        };
-        println!();
-        println!(
-            "{}, sends: backends of the bench database by wait event, state and statement              (pg_stat_activity every 20 ms, {} samples; average backends a sample)",
-            o.setup.name(),
-            waits.samples
-        );
-        println!("| backends | wait | state | statement |");
-        println!("|---:|---|---|---|");
-        for (n, (wait, state, statement)) in waits.top(12) {
-            println!("| {n:.2} | {wait} | {state} | `{statement}` |");
-        }
-    }
-}
-
-/// The summary's rows: each setup's sends/s and polls/s (with p99) against its
-/// baseline setup.
-fn headline(outcomes: &[Outcome]) -> Vec<Row> {
-    let find = |setup: Setup| outcomes.iter().find(|o| o.setup == setup);
-    let mut rows = Vec::new();
-    for o in outcomes {
-        let base = o.setup.baseline().and_then(find);
-        for (kind, l, base_l) in [
-            ("sends/s", &o.sends, base.map(|b| &b.sends)),
-            ("polls/s", &o.polls, base.map(|b| &b.polls)),
-        ] {
-            let rate = l.measured.rate();
-            rows.push(Row {
-                what: format!(
-                    "{}: {kind} (p99 {:.1} ms)",
-                    o.setup.name(),
-                    l.measured.latencies.percentile_ms(99.0)
-                ),
-                value: format!("{rate:.0}"),
-                baseline: match (o.setup.baseline(), base_l) {
-                    (Some(b), Some(base_l)) => {
-                        format!("{:.0} {}", base_l.measured.rate(), b.name())
-                    }
-                    _ => "-".into(),
-                },
-                ratio: base_l
-                    .map(|b| format!("{:.2}", rate / b.measured.rate()))
-                    .unwrap_or_default(),
-            });
-        }
-    }
-    rows
 }
 
 /// Starts the setup's gateways (and database), runs the send and poll loops, and
@@ -343,86 +294,6 @@ async fn observed(
         own_cpu: own(&threads_after).saturating_sub(own(&threads_before)),
         waits: None,
     })
-}
-
-fn print_throughput(outcomes: &[Outcome]) {
-    let find = |setup: Setup| outcomes.iter().find(|o| o.setup == setup);
-    let ratio = |value: f64, base: Option<f64>| match base {
-        Some(base) if base > 0.0 => format!("{:.2}x", value / base),
-        Some(_) => "n/a".into(),
-        None => "baseline".into(),
-    };
-    let latency = |l: &Loop| {
-        format!(
-            "{:.1} / {:.1}",
-            l.measured.latencies.percentile_ms(50.0),
-            l.measured.latencies.percentile_ms(99.0)
-        )
-    };
-    println!();
-    println!("| setup | sends/s | vs | send p50 / p99 ms | polls/s | vs | poll p50 / p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for o in outcomes {
-        let base = o.setup.baseline().and_then(find);
-        let vs = o
-            .setup
-            .baseline()
-            .map(|b| format!(" ({})", b.name()))
-            .unwrap_or_default();
-        println!(
-            "| {} | {:.0} | {}{vs} | {} | {:.0} | {}{vs} | {} |",
-            o.setup.name(),
-            o.sends.measured.rate(),
-            ratio(
-                o.sends.measured.rate(),
-                base.map(|b| b.sends.measured.rate())
-            ),
-            latency(&o.sends),
-            o.polls.measured.rate(),
-            ratio(
-                o.polls.measured.rate(),
-                base.map(|b| b.polls.measured.rate())
-            ),
-            latency(&o.polls),
-        );
-    }
-}
-
-/// CPU per operation by party, and how busy the machine was: `machine busy` is the
-/// share of all CPUs every process used in the window (user + system, from
-/// `/proc/stat`); `other` what neither this process nor PostgreSQL used (other builds,
-/// the OS), approximate: `/proc/stat` is sampled at each tick while per-process times
-/// are exact, so it reads 0 % when the machine's figure falls a little short;
-/// `steal` the share the hypervisor gave to other guests.
-fn print_cpu(outcomes: &[Outcome], cpus: usize) {
-    println!();
-    println!(
-        "| setup | loop | load avg before | machine busy | other | steal | gateway µs/op | PostgreSQL µs/op | load gen µs/op |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for o in outcomes {
-        for (name, l) in [("sends", &o.sends), ("polls", &o.polls)] {
-            let window = l.measured.window.as_secs_f64() * cpus as f64;
-            let share = |cpu: Duration| cpu.as_secs_f64() / window * 100.0;
-            let ops = l.measured.latencies.len().max(1) as f64;
-            let per_op = |cpu: Duration| cpu.as_secs_f64() * 1e6 / ops;
-            let other = l
-                .machine_cpu
-                .saturating_sub(l.own_cpu)
-                .saturating_sub(l.postgres_cpu);
-            println!(
-                "| {} | {name} | {} | {:.0} % | {:.0} % | {:.0} % | {:.0} | {:.0} | {:.0} |",
-                o.setup.name(),
-                l.loadavg,
-                share(l.machine_cpu),
-                share(other),
-                share(l.steal_cpu),
-                per_op(l.gateway_cpu),
-                per_op(l.postgres_cpu),
-                per_op(l.load_cpu),
-            );
-        }
-    }
 }
 
 /// The PostgreSQL server's durability settings, as `SHOW` reads them.
