@@ -12,7 +12,8 @@
 #
 # COURIER_PG_DURABLE=1 starts it with PostgreSQL's durable defaults instead (fsync,
 # synchronous_commit and full_page_writes on), as benchmarks of a server one would
-# run should (`courier-bench scale` prints which it measured).
+# run should (`courier-bench scale` prints which it measured), and loads
+# pg_stat_statements, whose top statements `courier-bench scale` prints.
 #
 # The last line of the output is the connection URL, e.g.
 #   postgres://postgres@127.0.0.1:5433/courier_test
@@ -66,7 +67,8 @@ if [[ ! -f "$data/PG_VERSION" ]]; then
 fi
 
 if [[ "${COURIER_PG_DURABLE:-}" == 1 ]]; then
-    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on \
+-c shared_preload_libraries=pg_stat_statements"
 else
     durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 fi

@@ -107,3 +107,53 @@ impl Waits {
         seen
     }
 }
+
+/// One statement's line of `pg_stat_statements`.
+#[derive(Debug)]
+pub struct Statement {
+    pub calls: i64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub query: String,
+}
+
+/// Empties `pg_stat_statements` for the database at `database_url`, creating the
+/// extension there first; `Err` with the server's reason when the server does not
+/// load it (`shared_preload_libraries`, see `tests/postgres/start.sh`). Blocks: call
+/// it off the async runtime.
+pub fn reset_statements(database_url: &str) -> Result<()> {
+    let conn = NativePostgres::connect(database_url).map_err(|e| anyhow!("{e}"))?;
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", &[])
+        .and_then(|()| conn.execute("SELECT pg_stat_statements_reset()", &[]))
+        .map_err(|e| anyhow!("pg_stat_statements is not available: {e}"))
+}
+
+/// The `top` statements of the database at `database_url` by total execution time
+/// since [`reset_statements`]. Blocks, like it.
+pub fn top_statements(database_url: &str, top: usize) -> Result<Vec<Statement>> {
+    let conn = NativePostgres::connect(database_url).map_err(|e| anyhow!("{e}"))?;
+    let rows = conn
+        .query(
+            "SELECT calls, total_exec_time, mean_exec_time,
+                    left(regexp_replace(regexp_replace(query, '^WITH courier_q AS \\(', ''),
+                                        '\\s+', ' ', 'g'), 70)
+             FROM pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY total_exec_time DESC LIMIT ?",
+            &[i64::try_from(top).unwrap_or(i64::MAX).into()],
+        )
+        .map_err(|e| anyhow!("reading pg_stat_statements: {e}"))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Statement {
+            calls: row.first().and_then(SqlValue::as_i64).unwrap_or(0),
+            total_ms: row.get(1).and_then(SqlValue::as_f64).unwrap_or(0.0),
+            mean_ms: row.get(2).and_then(SqlValue::as_f64).unwrap_or(0.0),
+            query: row
+                .get(3)
+                .and_then(SqlValue::as_str)
+                .unwrap_or("")
+                .to_string(),
+        })
+        .collect())
+}

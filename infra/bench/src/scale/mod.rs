@@ -26,7 +26,7 @@ mod report;
 
 use courier_store::native_pg::NativePostgres;
 use courier_store::sql::Sql;
-use report::{headline, print_cpu, print_throughput, print_waits};
+use report::{headline, print_cpu, print_statements, print_throughput, print_waits};
 use tokio::runtime::Runtime;
 
 use courier_bench::machine::{self, GATEWAY_THREADS, LOAD_THREADS, Machine};
@@ -89,6 +89,9 @@ struct Loop {
     own_cpu: Duration,
     /// PostgreSQL's backends during the loop (PostgreSQL send loops only).
     waits: Option<pg_waits::Waits>,
+    /// `pg_stat_statements`' top statements of the loop, or why there are none
+    /// (PostgreSQL send loops only).
+    statements: Option<Result<Vec<pg_waits::Statement>, String>>,
 }
 
 struct Outcome {
@@ -135,6 +138,7 @@ pub fn run(workspace: &Path, opts: &Options) -> Result<()> {
     print_throughput(&outcomes);
     print_cpu(&outcomes, machine.cpus);
     print_waits(&outcomes);
+    print_statements(&outcomes);
     courier_bench::summary::record(
         "scale",
         &format!(
@@ -192,10 +196,12 @@ fn run_setup(
         fixtures.push(fixture);
     }
     let addrs: Vec<SocketAddr> = fixtures.iter().map(|f| f.addr).collect();
-    let waits = database
-        .as_ref()
-        .map(|db| (opts.database_url.as_str(), db.name.as_str()));
-    let outcome = load_rt.block_on(measure(setup, &fixtures, &addrs, opts, waits));
+    let probe = database.as_ref().map(|db| Probe {
+        server: &opts.database_url,
+        database: &db.name,
+        url: &db.url,
+    });
+    let outcome = load_rt.block_on(measure(setup, &fixtures, &addrs, opts, probe));
     drop(fixtures);
     for rt in runtimes {
         rt.shutdown_timeout(Duration::from_secs(5));
@@ -203,14 +209,24 @@ fn run_setup(
     outcome
 }
 
-/// `waits`: the PostgreSQL server and database whose backends are sampled during
-/// the measured send loop.
+/// The PostgreSQL database of a setup, watched during its measured send loop.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    /// The server (`--database-url`), whose `pg_stat_activity` is sampled.
+    server: &'a str,
+    database: &'a str,
+    /// The database itself, whose `pg_stat_statements` is read.
+    url: &'a str,
+}
+
+/// `probe`: the PostgreSQL database whose backends are sampled, and statements
+/// counted, during the measured send loop.
 async fn measure(
     setup: Setup,
     fixtures: &[Fixture],
     addrs: &[SocketAddr],
     opts: &Options,
-    waits: Option<(&str, &str)>,
+    probe: Option<Probe<'_>>,
 ) -> Result<Outcome> {
     let first = &fixtures[0];
     eprintln!("creating {} users…", opts.users);
@@ -236,7 +252,14 @@ async fn measure(
         addrs.len()
     );
     messaging::send_loop(addrs, &senders, connections, warmup, "w").await?;
-    let sampler = waits.map(|(server, database)| pg_waits::Sampler::start(server, database));
+    let counting = match probe {
+        Some(p) => {
+            let url = p.url.to_string();
+            Some(tokio::task::spawn_blocking(move || pg_waits::reset_statements(&url)).await?)
+        }
+        None => None,
+    };
+    let sampler = probe.map(|p| pg_waits::Sampler::start(p.server, p.database));
     let mut sends = observed(messaging::send_loop(
         addrs,
         &senders,
@@ -246,6 +269,15 @@ async fn measure(
     ))
     .await?;
     sends.waits = sampler.map(pg_waits::Sampler::stop).transpose()?;
+    sends.statements = match (probe, counting) {
+        (Some(p), Some(Ok(()))) => {
+            let url = p.url.to_string();
+            let top = tokio::task::spawn_blocking(move || pg_waits::top_statements(&url, 10));
+            Some(Ok(top.await??))
+        }
+        (_, Some(Err(why))) => Some(Err(format!("{why:#}"))),
+        _ => None,
+    };
 
     let heads = messaging::heads(first.addr, &tokens).await?;
     eprintln!(
@@ -293,6 +325,7 @@ async fn observed(
         postgres_cpu: postgres_after.saturating_sub(postgres_before),
         own_cpu: own(&threads_after).saturating_sub(own(&threads_before)),
         waits: None,
+        statements: None,
     })
 }
 

@@ -140,3 +140,30 @@ pub(super) fn headline(outcomes: &[Outcome]) -> Vec<Row> {
     }
     rows
 }
+
+/// `pg_stat_statements`' top statements of each PostgreSQL send loop.
+pub(super) fn print_statements(outcomes: &[Outcome]) {
+    for o in outcomes {
+        let Some(statements) = &o.sends.statements else {
+            continue;
+        };
+        println!();
+        match statements {
+            Err(why) => println!("{}, sends: no pg_stat_statements ({why})", o.setup.name()),
+            Ok(top) => {
+                println!(
+                    "{}, sends: top statements by total execution time (pg_stat_statements, the measured loop)",
+                    o.setup.name()
+                );
+                println!("| calls | total ms | mean ms | statement |");
+                println!("|---:|---:|---:|---|");
+                for st in top {
+                    println!(
+                        "| {} | {:.0} | {:.3} | `{}` |",
+                        st.calls, st.total_ms, st.mean_ms, st.query
+                    );
+                }
+            }
+        }
+    }
+}
