@@ -97,7 +97,7 @@ pub async fn run(fixture: &Fixture) -> Result<Vec<Row>> {
     }];
 
     // Isolation: 1:1 latency with and without a fan-out running.
-    let quiet = one_to_one(fixture, &uids).await?;
+    let quiet = one_to_one(fixture, &uids, "quiet").await?;
     let busy = Arc::new(AtomicBool::new(true));
     let flood = {
         let (busy, addr, sender) = (Arc::clone(&busy), fixture.addr, sender.clone());
@@ -124,7 +124,7 @@ pub async fn run(fixture: &Fixture) -> Result<Vec<Row>> {
             anyhow::Ok(i)
         })
     };
-    let loaded = one_to_one(fixture, &uids).await?;
+    let loaded = one_to_one(fixture, &uids, "loaded").await?;
     busy.store(false, Ordering::Relaxed);
     let floods = flood.await??;
     rows.push(Row {
@@ -159,7 +159,8 @@ pub async fn run(fixture: &Fixture) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-async fn one_to_one(fixture: &Fixture, uids: &[String]) -> Result<Latencies> {
+/// `round` tells the runs' `client_msg_id`s apart: the same senders send in both.
+async fn one_to_one(fixture: &Fixture, uids: &[String], round: &'static str) -> Result<Latencies> {
     // 40 senders, each well under the per-user quota.
     let pairs: Arc<Vec<(String, String)>> = Arc::new(
         (1..41)
@@ -178,10 +179,7 @@ async fn one_to_one(fixture: &Fixture, uids: &[String]) -> Result<Latencies> {
             let (pairs, f) = (Arc::clone(&pairs), Arc::clone(&f));
             async move {
                 let (token, to) = &pairs[(worker * 10 + i as usize) % pairs.len()];
-                let body = text(
-                    &format!("p{worker}-{i}-{}", Instant::now().elapsed().as_nanos()),
-                    json!({ "user": to }),
-                );
+                let body = text(&format!("p-{round}-{worker}-{i}"), json!({ "user": to }));
                 let answer = conn
                     .call("POST", "/v1/messages", Some(token), Some(body))
                     .await;

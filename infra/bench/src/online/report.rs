@@ -104,15 +104,21 @@ pub(super) fn print(run: &Run<'_>) {
     }
 }
 
-/// The summary's rows: for each held mode, its largest count against the loop (the
-/// first case): idle CPU per 1,000 clients, RSS per client, wake p99.
+/// The summary's rows: for each of the gateway's held modes, its largest count
+/// against the loop (the first case): idle CPU per 1,000 clients, RSS per client, wake p99.
 pub(super) fn headline(results: &[Measured]) -> Vec<Row> {
     let Some(base) = results.first() else {
         return Vec::new();
     };
     let per_1000 = |m: &Measured| m.idle_cpu_pct * 1000.0 / m.case.n as f64;
     let mut rows = Vec::new();
-    let mut labels: Vec<&str> = results[1..].iter().map(|m| m.case.label.as_str()).collect();
+    // The gateway's held modes; the Spin cases are another host, compared with each
+    // other in the printed ratios, not with the gateway's loop.
+    let mut labels: Vec<&str> = results[1..]
+        .iter()
+        .map(|m| m.case.label.as_str())
+        .filter(|label| !label.starts_with("Spin"))
+        .collect();
     labels.dedup();
     for label in labels {
         let Some(held) = results

@@ -329,14 +329,15 @@ async fn observed(
     })
 }
 
-/// The PostgreSQL server's durability settings, as `SHOW` reads them.
+/// The PostgreSQL server's durability settings, as `current_setting` reads them (a
+/// query, which the store's executor wraps in `WITH …`: `SHOW` cannot be wrapped).
 fn postgres_settings(server: &str) -> String {
     let read = || -> Result<String> {
         let admin = NativePostgres::connect(server).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut out = Vec::new();
         for name in ["fsync", "synchronous_commit", "full_page_writes"] {
             let value = admin
-                .query_row(&format!("SHOW {name}"), &[])
+                .query_row("SELECT current_setting(?)", &[name.into()])
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .and_then(|row| row.into_iter().next())
                 .and_then(courier_store::sql::SqlValue::into_string)
