@@ -239,12 +239,14 @@ fn send_tx<S: Sql + ?Sized>(
     }
     // When the quotas are charged. On PostgreSQL a bucket row stays locked until the
     // commit, and an org's row is shared by all its senders: charged last, the row is
-    // held for the commit only, not through every statement of the send (under
-    // `courier-bench scale`, charged first, ~13 of 32 backends waited on
-    // rate_buckets rows in pg_stat_activity). On SQLite the transaction holds the
-    // one write lock throughout anyway, and a send refused first writes nothing
-    // before it is refused. Either way a refused send rolls back whole.
-    // The queue-share check locks nothing and counts the jobs before this send's own.
+    // held through the commit only, not through every statement of the send. (Under
+    // `courier-bench scale`, 8 orgs of 50: charged first, ~13 of 32 backends waited
+    // on rate_buckets rows; charged last, the bucket read still averaged 16.6 ms, so
+    // an org with many concurrent senders still queues on its row.) On SQLite the
+    // transaction holds the one write lock throughout anyway, and a send refused
+    // first writes nothing before it is refused. Either way a refused send rolls
+    // back whole. The queue-share check locks nothing and counts the jobs before
+    // this send's own, so it stays first.
     let charge_last = sql.dialect() == Dialect::Postgres;
     if plan.charge {
         if !charge_last {
